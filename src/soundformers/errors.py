@@ -1,0 +1,34 @@
+"""The exception hierarchy. Every error soundformers raises derives from `SoundformersError`."""
+
+from __future__ import annotations
+
+
+class SoundformersError(Exception):
+    """Root of all soundformers exceptions: catch this to catch any of ours."""
+
+
+class AudioDecodeError(SoundformersError, ValueError):
+    """Audio could not be decoded, or decoded to something unusable (empty, NaN/inf).
+
+    The message names the source (path, URL, or the kind of object given) and what was wrong.
+    """
+
+
+class AudioFetchError(AudioDecodeError):
+    """Audio at a URL could not be fetched (offline, timeout, HTTP error, too large)."""
+
+
+class FeatureError(SoundformersError, ValueError):
+    """Inputs to a feature extractor have the wrong shape, rate or length."""
+
+
+class CheckpointError(SoundformersError):
+    """A checkpoint is missing tensors, has unexpected ones, or is in an unknown format."""
+
+
+class ModelNotFoundError(CheckpointError, FileNotFoundError):
+    """A model name could not be resolved to local files (not bundled, not cached, offline)."""
+
+
+class MissingDependencyError(SoundformersError, ImportError):
+    """An optional dependency is needed for this feature; the message names what to install."""

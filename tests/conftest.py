@@ -1,0 +1,23 @@
+"""Shared test helpers: the location of ../shared/fixtures, skipping cleanly when it is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+
+
+def fixture_path(*parts: str) -> Path:
+    """Path to a file or folder under ../shared/fixtures; skip the test if it is missing."""
+    path = FIXTURES.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"test data {path} is absent: these tests need ../shared/fixtures beside the repo")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return fixture_path()
