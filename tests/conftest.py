@@ -14,7 +14,9 @@ def fixture_path(*parts: str) -> Path:
     """Path to a file or folder under ../shared/fixtures; skip the test if it is missing."""
     path = FIXTURES.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"test data {path} is absent: these tests need ../shared/fixtures beside the repo")
+        pytest.skip(
+            f"test data {path} is absent: these tests need ../shared/fixtures beside the repo"
+        )
     return path
 
 

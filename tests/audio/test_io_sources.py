@@ -1,0 +1,179 @@
+"""`load_audio` accepts every input form and says clearly what is wrong with a bad one."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+import soundformers as sf
+from tests.conftest import fixture_path
+
+
+@pytest.fixture(scope="module")
+def wav_path():
+    return fixture_path("speech", "10_wav-22k.wav")
+
+
+@pytest.fixture(scope="module")
+def expected(wav_path):
+    return sf.load_audio(wav_path)
+
+
+def _forms(path):
+    data = path.read_bytes()
+    samples, rate = sf.load_audio(path)
+    import torch
+
+    return {
+        "str": str(path),
+        "path": path,
+        "bytes": data,
+        "bytearray": bytearray(data),
+        "memoryview": memoryview(data),
+        "bytesio": io.BytesIO(data),
+        "row-path-bytes": {"path": str(path), "bytes": data},
+        "row-path-only": {"path": str(path), "bytes": None},
+        "row-array": {"array": samples, "sampling_rate": rate},
+        "row-raw": {"raw": samples, "sampling_rate": rate},
+        "row-torch": {"array": torch.from_numpy(samples), "sampling_rate": rate},
+        "row-decoded": {"path": "x.wav", "array": samples, "sampling_rate": rate},
+    }
+
+
+FORMS = [
+    "str", "path", "bytes", "bytearray", "memoryview", "bytesio", "row-path-bytes",
+    "row-path-only", "row-array", "row-raw", "row-torch", "row-decoded",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("target", [None, 16000])
+def test_every_input_form_gives_the_same_samples(wav_path, form, target):
+    source = _forms(wav_path)[form]
+    samples, rate = sf.load_audio(source, sampling_rate=target)
+    want, want_rate = sf.load_audio(wav_path, sampling_rate=target)
+    assert rate == want_rate == (target or 22050)
+    np.testing.assert_array_equal(samples, want)
+
+
+def test_open_binary_file(wav_path, expected):
+    with open(wav_path, "rb") as f:
+        samples, rate = sf.load_audio(f)
+    np.testing.assert_array_equal(samples, expected.samples)
+
+
+def test_text_mode_file_is_refused(wav_path):
+    with open(wav_path, encoding="latin-1") as f, pytest.raises(sf.AudioDecodeError, match="'rb'"):
+        sf.load_audio(f)
+
+
+def test_bare_array_is_taken_at_sampling_rate_and_needs_one():
+    x = np.sin(np.arange(16000) / 16000 * 2 * np.pi * 100).astype(np.float32)
+    samples, rate = sf.load_audio(x, sampling_rate=16000)
+    assert rate == 16000 and samples is not None
+    np.testing.assert_array_equal(samples, x)
+    with pytest.raises(sf.AudioDecodeError, match="no sampling rate"):
+        sf.load_audio(x)
+
+
+def test_row_array_is_resampled_to_the_asked_rate():
+    x = np.random.default_rng(0).standard_normal(44100).astype(np.float32) * 0.1
+    samples, rate = sf.load_audio({"array": x, "sampling_rate": 44100}, sampling_rate=16000)
+    assert rate == 16000 and len(samples) == 16000
+
+
+def test_torch_tensor_and_integer_arrays():
+    import torch
+
+    pcm = np.array([0, 16384, -32768, 32767], dtype=np.int16)
+    samples, _ = sf.load_audio(pcm, sampling_rate=8000)
+    np.testing.assert_allclose(samples, [0, 0.5, -1, 32767 / 32768])
+    samples, _ = sf.load_audio(torch.tensor([[0.1, 0.2], [0.3, 0.4]]), sampling_rate=8000)
+    np.testing.assert_allclose(samples, [0.2, 0.3], rtol=1e-6)
+
+
+def test_channels_first_convention_is_enforced():
+    time_major = np.zeros((16000, 2), np.float32)
+    with pytest.raises(sf.AudioDecodeError, match=r"\(x.T\)"):
+        sf.load_audio(time_major, sampling_rate=16000)
+    kept = sf.load_audio(time_major.T, sampling_rate=16000, mono=False, allow_empty=True)
+    assert kept.samples.shape == (2, 16000)
+
+
+@pytest.mark.parametrize(
+    "source, words",
+    [
+        (12345, "cannot read audio from a int"),
+        ({"foo": 1}, "dict with keys ['foo']"),
+        ({"array": np.zeros(10)}, "needs its 'sampling_rate'"),
+        (np.zeros((2, 2, 2)), "expected shape"),
+        (b"", "0 bytes"),
+        ("/nonexistent/file.wav", "no such file"),
+    ],
+)
+def test_bad_sources_say_what_is_wrong(source, words):
+    with pytest.raises(sf.AudioDecodeError, match=None) as info:
+        sf.load_audio(source, sampling_rate=16000 if isinstance(source, np.ndarray) else None)
+    assert words in str(info.value)
+
+
+def test_directory_is_refused(tmp_path):
+    with pytest.raises(sf.AudioDecodeError, match="is a directory"):
+        sf.load_audio(tmp_path)
+
+
+def test_inf_in_an_array_is_caught():
+    x = np.zeros(100, np.float32)
+    x[7] = np.inf
+    with pytest.raises(sf.AudioDecodeError, match="first at sample 7"):
+        sf.load_audio(x, sampling_rate=16000)
+
+
+def test_load_audios_keeps_order_and_names_the_bad_index(wav_path):
+    sources = [fixture_path("speech", "01_wav-16k.wav"), wav_path] * 3
+    waves = sf.audio.load_audios(sources, sampling_rate=16000, num_workers=2)
+    for source, wave in zip(sources, waves):
+        np.testing.assert_array_equal(wave.samples, sf.load_audio(source, 16000).samples)
+    with pytest.raises(sf.AudioDecodeError, match="item 2: .*empty"):
+        sf.audio.load_audios([wav_path, wav_path, b"\0" * 0], num_workers=2)
+
+
+# --- URLs, against a server on loopback ---
+
+
+@pytest.fixture(scope="module")
+def server(wav_path):
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(wav_path.parent)
+    )
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_url_is_fetched_and_decoded(server, wav_path, expected):
+    samples, rate = sf.load_audio(f"{server}/{wav_path.name}")
+    assert rate == 22050
+    np.testing.assert_array_equal(samples, expected.samples)
+
+
+def test_url_errors_are_clear(server, wav_path):
+    with pytest.raises(sf.AudioFetchError, match="HTTP 404"):
+        sf.load_audio(f"{server}/missing.wav")
+    with pytest.raises(sf.AudioFetchError, match="max_bytes"):
+        sf.load_audio(f"{server}/{wav_path.name}", max_bytes=1000)
+    with socket.socket() as s:  # a port nobody listens on: refused at once, like offline
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(sf.AudioFetchError, match="offline") as info:
+        sf.load_audio(f"http://127.0.0.1:{port}/a.wav", timeout=2)
+    assert isinstance(info.value, sf.AudioDecodeError)
