@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "load_audio": ".audio.io",
     "Waveform": ".audio.io",
-    "resample": ".audio.resample",
+    "resample": ".audio.resampling",
 }
 # submodules reachable as attributes: soundformers.audio, soundformers.metrics, ...
 _SUBMODULES = ("audio", "metrics", "text")
@@ -63,4 +63,4 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs only; never executed
     from . import audio, metrics, text
     from .audio.io import Waveform, load_audio
-    from .audio.resample import resample
+    from .audio.resampling import resample

@@ -13,8 +13,8 @@ _LAZY: dict[str, str] = {
     "load_audio": ".io",
     "load_audios": ".io",
     "Waveform": ".io",
-    "resample": ".resample",
-    "resampled_length": ".resample",
+    "resample": ".resampling",
+    "resampled_length": ".resampling",
     "whisper_log_mel": ".features",
     "kaldi_fbank": ".features",
     "ast_features": ".features",
@@ -40,4 +40,4 @@ if TYPE_CHECKING:
     from .features import ast_features, kaldi_fbank, whisper_log_mel
     from .filters import mel_filter_bank
     from .io import Waveform, load_audio, load_audios
-    from .resample import resample, resampled_length
+    from .resampling import resample, resampled_length
