@@ -1,0 +1,8 @@
+"""Task pipelines: `pipeline(task, model=...)` returns a callable from audio to results."""
+
+from __future__ import annotations
+
+from .base import Pipeline
+from .inputs import decode_items, is_single_input
+
+__all__ = ["Pipeline", "decode_items", "is_single_input"]
