@@ -37,7 +37,9 @@ _SLANEY_LOG_HZ_PER_MEL = np.log(6.4) / 27.0
 
 def _check_mel_scale(mel_scale: str) -> None:
     if mel_scale not in _MEL_SCALES:
-        raise ValueError(f"Unknown mel_scale {mel_scale!r}: expected one of {', '.join(_MEL_SCALES)}")
+        raise ValueError(
+            f"Unknown mel_scale {mel_scale!r}: expected one of {', '.join(_MEL_SCALES)}"
+        )
 
 
 @overload
@@ -66,7 +68,11 @@ def hertz_to_mel(freq: float | np.ndarray, mel_scale: MelScale = "htk") -> float
     else:
         linear = 3.0 * f / 200.0
         # clip inside the log so that the unused branch never warns about log(0)
-        log = _SLANEY_MIN_LOG_MEL + np.log(np.maximum(f, _SLANEY_MIN_LOG_HZ) / _SLANEY_MIN_LOG_HZ) * _SLANEY_MELS_PER_LOG_HZ
+        log = (
+            _SLANEY_MIN_LOG_MEL
+            + np.log(np.maximum(f, _SLANEY_MIN_LOG_HZ) / _SLANEY_MIN_LOG_HZ)
+            * _SLANEY_MELS_PER_LOG_HZ
+        )
         mels = np.where(f >= _SLANEY_MIN_LOG_HZ, log, linear)
     return float(mels) if mels.ndim == 0 else mels
 
@@ -96,7 +102,9 @@ def mel_to_hertz(mels: float | np.ndarray, mel_scale: MelScale = "htk") -> float
         freq = 700.0 * (np.exp(m / 1127.0) - 1.0)
     else:
         linear = 200.0 * m / 3.0
-        log = _SLANEY_MIN_LOG_HZ * np.exp(_SLANEY_LOG_HZ_PER_MEL * (np.maximum(m, _SLANEY_MIN_LOG_MEL) - _SLANEY_MIN_LOG_MEL))
+        log = _SLANEY_MIN_LOG_HZ * np.exp(
+            _SLANEY_LOG_HZ_PER_MEL * (np.maximum(m, _SLANEY_MIN_LOG_MEL) - _SLANEY_MIN_LOG_MEL)
+        )
         freq = np.where(m >= _SLANEY_MIN_LOG_MEL, log, linear)
     return float(freq) if freq.ndim == 0 else freq
 
@@ -161,7 +169,9 @@ def mel_filter_bank(
     if f_min > f_max:
         raise ValueError(f"f_min ({f_min} Hz) must not exceed f_max ({f_max} Hz)")
 
-    mel_edges = np.linspace(hertz_to_mel(float(f_min), mel_scale), hertz_to_mel(float(f_max), mel_scale), n_mels + 2)
+    mel_edges = np.linspace(
+        hertz_to_mel(float(f_min), mel_scale), hertz_to_mel(float(f_max), mel_scale), n_mels + 2
+    )
     bin_hz = np.linspace(0.0, sampling_rate / 2, n_freqs)
     if triangularize_in_mel_space:
         edges, points = mel_edges, hertz_to_mel(bin_hz, mel_scale)
@@ -182,7 +192,9 @@ def mel_filter_bank(
     return filters
 
 
-def window_function(name: WindowName, length: int, periodic: bool = True, blackman_coeff: float = 0.42) -> np.ndarray:
+def window_function(
+    name: WindowName, length: int, periodic: bool = True, blackman_coeff: float = 0.42
+) -> np.ndarray:
     """An analysis window.
 
     Args:
