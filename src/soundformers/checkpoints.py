@@ -1,0 +1,363 @@
+"""Read checkpoint files into `{name: torch.Tensor}`, whatever format they were saved in.
+
+Formats: safetensors (one file or a sharded set with `*.safetensors.index.json`), PyTorch
+pickles (`pytorch_model.bin`, OpenAI Whisper `.pt`, loaded with `weights_only=True` and
+memory-mapped), and CTranslate2 `model.bin` (faster-whisper's format, parsed here, also split
+into `model.bin.part1`, `model.bin.part2`, ...).
+
+Names are returned as the file stores them: renaming to a model's own names is the job of that
+model's `convert.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import struct
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError
+
+__all__ = [
+    "Checkpoint",
+    "read_checkpoint",
+    "read_ctranslate2",
+    "read_safetensors",
+    "read_torch",
+]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The tensors of a checkpoint file plus what else it carries.
+
+    Attributes:
+        format: "safetensors", "torch" or "ctranslate2".
+        tensors: name -> tensor, names as stored in the file. CTranslate2 scalars (e.g.
+            `encoder/num_heads`) are 0-dim tensors; its aliases point at the same tensor as
+            their target.
+        metadata: non-tensor content: the OpenAI `dims` dict of a Whisper `.pt`, the
+            CTranslate2 `spec` name and `revision`, the safetensors header metadata.
+        paths: the file(s) read.
+    """
+
+    format: str
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    paths: tuple[Path, ...] = ()
+
+
+def read_checkpoint(paths: str | Path | Sequence[str | Path]) -> Checkpoint:
+    """Read a checkpoint, choosing the reader by the file's content and name.
+
+    Args:
+        paths: one file, or the ordered parts of a split CTranslate2 `model.bin`, or the
+            shards of a safetensors checkpoint.
+
+    Returns:
+        The checkpoint's tensors, as stored (no renaming, no dtype change).
+
+    Raises:
+        CheckpointError: a file is missing, truncated or in no format we read.
+    """
+    files = _as_paths(paths)
+    for path in files:
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint file {path} does not exist")
+    kind = _sniff(files[0])
+    if kind == "safetensors":
+        return read_safetensors(files)
+    if kind == "torch":
+        if len(files) > 1:
+            raise CheckpointError(
+                f"got {len(files)} PyTorch files {[str(p) for p in files]}; pass one at a time"
+            )
+        return read_torch(files[0])
+    if kind == "ctranslate2":
+        return read_ctranslate2(files)
+    raise CheckpointError(
+        f"{files[0]} is in no checkpoint format we read: expected safetensors, a PyTorch "
+        "zip pickle (.bin/.pt) or a CTranslate2 model.bin"
+    )
+
+
+def _as_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    if isinstance(paths, (str, Path)):
+        return [Path(paths)]
+    files = [Path(p) for p in paths]
+    if not files:
+        raise CheckpointError("no checkpoint files given")
+    return files
+
+
+def _sniff(path: Path) -> str:
+    """Guess the format from the first bytes (names vary too much to trust)."""
+    with path.open("rb") as f:
+        head = f.read(64)
+    if head[:4] == b"PK\x03\x04":
+        return "torch"  # torch.save's zip format
+    if path.suffix == ".safetensors" or (len(head) >= 9 and head[8:9] == b"{"):
+        return "safetensors"  # u64 header length, then a JSON header
+    if len(head) >= 6 and struct.unpack_from("<I", head)[0] < 16:
+        name_len = struct.unpack_from("<H", head, 4)[0]
+        if 0 < name_len < 60 and head[6 : 6 + name_len - 1].isascii():
+            return "ctranslate2"  # u32 version, then the spec name as a string
+    if path.suffix in (".bin", ".pt", ".pth", ".ckpt"):
+        return "torch"  # legacy (non-zip) pickle: let torch.load judge it
+    return "unknown"
+
+
+# --------------------------------------------------------------------------------------------
+# safetensors
+
+
+def read_safetensors(paths: str | Path | Sequence[str | Path]) -> Checkpoint:
+    """Read one or more safetensors files (memory-mapped, zero copy until used).
+
+    Args:
+        paths: a `.safetensors` file, several shards, or a `*.safetensors.index.json`.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    files = _as_paths(paths)
+    if len(files) == 1 and files[0].name.endswith(".index.json"):
+        index = files[0]
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (OSError, ValueError, KeyError) as e:
+            raise CheckpointError(f"cannot read the shard index {index}: {e}") from e
+        files = [index.parent / name for name in dict.fromkeys(weight_map.values())]
+    tensors: dict[str, torch.Tensor] = {}
+    metadata: dict[str, Any] = {}
+    for path in files:
+        try:
+            tensors.update(load_file(str(path)))
+            metadata.update(_safetensors_metadata(path))
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"cannot read safetensors file {path}: {e}") from e
+    return Checkpoint("safetensors", tensors, metadata, tuple(files))
+
+
+def _safetensors_metadata(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return dict(header.get("__metadata__") or {})
+
+
+# --------------------------------------------------------------------------------------------
+# PyTorch pickles (transformers pytorch_model.bin, OpenAI Whisper .pt)
+
+
+def read_torch(path: str | Path) -> Checkpoint:
+    """Read a `torch.save` file safely (`weights_only=True`), memory-mapped when possible.
+
+    A plain state dict gives its tensors. An OpenAI Whisper checkpoint
+    (`{"dims": {...}, "model_state_dict": {...}}`) gives the state dict, with `dims` in
+    `metadata`. Other wrappers (`{"state_dict": ...}`, `{"model": ...}`) are unwrapped the
+    same way; any other non-tensor entries go to `metadata`.
+    """
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as e:
+        if "mmap" not in str(e):
+            raise CheckpointError(f"cannot read PyTorch checkpoint {path}: {e}") from e
+        obj = _torch_load_no_mmap(path)  # legacy (non-zip) format cannot be mapped
+    except pickle_errors() + (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(
+            f"cannot read PyTorch checkpoint {path}: {e}. Only plain tensors, dicts and numbers "
+            "are allowed (weights_only=True); re-save it as a state dict or safetensors."
+        ) from e
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f"{path} holds a {type(obj).__name__}, expected a dict of tensors (a state dict)"
+        )
+    state = obj
+    for key in ("model_state_dict", "state_dict", "model"):
+        if isinstance(obj.get(key), dict):
+            state = obj[key]
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    metadata = {k: v for k, v in obj.items() if not isinstance(v, torch.Tensor) and v is not state}
+    if not tensors:
+        raise CheckpointError(f"{path} holds no tensors (keys: {sorted(obj)[:10]})")
+    return Checkpoint("torch", tensors, metadata, (path,))
+
+
+def pickle_errors() -> tuple[type[BaseException], ...]:
+    import pickle
+
+    return (pickle.UnpicklingError, ValueError, TypeError, AttributeError)
+
+
+def _torch_load_no_mmap(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle_errors() + (OSError, EOFError, RuntimeError) as e:
+        raise CheckpointError(f"cannot read PyTorch checkpoint {path}: {e}") from e
+
+
+# --------------------------------------------------------------------------------------------
+# CTranslate2 model.bin
+#
+# Little-endian: u32 version; string spec name; u32 revision; u32 variable count; per variable:
+# string name, u8 rank, u32 dims[rank], u8 dtype id, u32 byte count, bytes; then u32 alias
+# count and (alias, target) string pairs. A string is a u16 length (counting its trailing NUL)
+# followed by the bytes.
+
+_CT2_DTYPES: dict[int, tuple[np.dtype, torch.dtype]] = {
+    0: (np.dtype("<f4"), torch.float32),
+    1: (np.dtype("i1"), torch.int8),
+    2: (np.dtype("<i2"), torch.int16),
+    3: (np.dtype("<i4"), torch.int32),
+    4: (np.dtype("<f2"), torch.float16),
+    5: (np.dtype("<u2"), torch.bfloat16),  # read as raw 16-bit words, viewed as bfloat16
+}
+
+
+class _SplitBuffer:
+    """Read-only view over files concatenated end to end, each memory-mapped.
+
+    `array(offset, count, dtype)` returns a zero-copy numpy view when the bytes lie inside one
+    part and are aligned for the dtype; it copies only when they straddle two parts or are
+    unaligned.
+    """
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.maps: list[mmap.mmap] = []
+        self.starts: list[int] = []
+        total = 0
+        for path in files:
+            with path.open("rb") as f:
+                size = path.stat().st_size
+                if size == 0:
+                    raise CheckpointError(f"CTranslate2 checkpoint part {path} is empty")
+                # copy-on-write: the arrays are writable (torch wants that), the file is untouched
+                self.maps.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY))
+            self.starts.append(total)
+            total += size
+        self.size = total
+
+    def bytes(self, offset: int, n: int) -> bytes:
+        return self.array(offset, n, np.dtype("u1")).tobytes()
+
+    def array(self, offset: int, count: int, dtype: np.dtype) -> np.ndarray:
+        n = count * dtype.itemsize
+        if offset + n > self.size:
+            raise EOFError(f"needs bytes {offset}..{offset + n}, the data ends at {self.size}")
+        part = max(i for i, s in enumerate(self.starts) if s <= offset)
+        local = offset - self.starts[part]
+        if local + n <= len(self.maps[part]):
+            arr = np.frombuffer(self.maps[part], dtype=dtype, count=count, offset=local)
+            return arr if arr.flags.aligned else arr.copy()
+        chunks, remaining, pos = [], n, offset
+        while remaining:  # straddles parts: gather a copy
+            part = max(i for i, s in enumerate(self.starts) if s <= pos)
+            local = pos - self.starts[part]
+            take = min(remaining, len(self.maps[part]) - local)
+            chunks.append(self.maps[part][local : local + take])
+            pos, remaining = pos + take, remaining - take
+        return np.frombuffer(bytearray(b"".join(chunks)), dtype=dtype, count=count)
+
+
+class _Reader:
+    def __init__(self, buf: _SplitBuffer) -> None:
+        self.buf, self.pos = buf, 0
+
+    def unpack(self, fmt: str) -> tuple[Any, ...]:
+        n = struct.calcsize(fmt)
+        values = struct.unpack(fmt, self.buf.bytes(self.pos, n))
+        self.pos += n
+        return values
+
+    def u8(self) -> int:
+        return self.unpack("<B")[0]
+
+    def u16(self) -> int:
+        return self.unpack("<H")[0]
+
+    def u32(self) -> int:
+        return self.unpack("<I")[0]
+
+    def string(self) -> str:
+        n = self.u16()
+        raw = self.buf.bytes(self.pos, n)
+        self.pos += n
+        return raw.rstrip(b"\x00").decode("utf-8")
+
+
+def read_ctranslate2(paths: str | Path | Sequence[str | Path]) -> Checkpoint:
+    """Read a CTranslate2 `model.bin` (or its parts, in order) without loading it into memory.
+
+    Args:
+        paths: `model.bin`, or `[model.bin.part1, model.bin.part2, ...]` which concatenate to
+            it.
+
+    Returns:
+        Checkpoint with every variable as stored (float16 stays float16; scalars are 0-dim
+        tensors), aliases resolved to their target tensor, and metadata
+        `{"version", "spec", "revision"}`.
+    """
+    files = _as_paths(paths)
+    shown = "+".join(str(p) for p in files)
+    try:
+        buf = _SplitBuffer(files)
+        r = _Reader(buf)
+        version = r.u32()
+        if not 5 <= version <= 6:
+            raise CheckpointError(
+                f"{shown}: CTranslate2 binary version {version}; we read versions 5 and 6 "
+                "(CTranslate2 >= 2.0). Re-convert the model with a current ct2 converter."
+            )
+        spec = r.string()
+        revision = r.u32()
+        tensors: dict[str, torch.Tensor] = {}
+        for _ in range(r.u32()):
+            name = r.string()
+            rank = r.u8()
+            shape = r.unpack(f"<{rank}I") if rank else ()
+            type_id = r.u8()
+            nbytes = r.u32()
+            if type_id not in _CT2_DTYPES:
+                raise CheckpointError(f"{shown}: variable {name!r} has unknown dtype id {type_id}")
+            np_dtype, torch_dtype = _CT2_DTYPES[type_id]
+            count = int(np.prod(shape)) if rank else 1
+            if count * np_dtype.itemsize != nbytes:
+                raise CheckpointError(
+                    f"{shown}: variable {name!r} of shape {shape} says {nbytes} bytes, "
+                    f"expected {count * np_dtype.itemsize}"
+                )
+            array = buf.array(r.pos, count, np_dtype)
+            r.pos += nbytes
+            tensor = torch.from_numpy(array)
+            if torch_dtype == torch.bfloat16:
+                tensor = tensor.view(torch.bfloat16)
+            tensors[name] = tensor.reshape(shape)
+        for _ in range(r.u32()):
+            alias, target = r.string(), r.string()
+            if target not in tensors:
+                raise CheckpointError(f"{shown}: alias {alias!r} -> missing {target!r}")
+            tensors[alias] = tensors[target]
+    except (EOFError, struct.error) as e:
+        raise CheckpointError(
+            f"CTranslate2 checkpoint {shown} is truncated or corrupt ({e}). If the model is "
+            "split into model.bin.part1, .part2, ..., pass all parts in order."
+        ) from e
+    except OSError as e:
+        raise CheckpointError(f"cannot read CTranslate2 checkpoint {shown}: {e}") from e
+    if r.pos != buf.size:
+        raise CheckpointError(
+            f"{shown}: {buf.size - r.pos} bytes left after the last variable; is a part missing "
+            "or given in the wrong order?"
+        )
+    metadata = {"version": version, "spec": spec, "revision": revision}
+    return Checkpoint("ctranslate2", tensors, metadata, tuple(files))

@@ -1,0 +1,71 @@
+"""A preallocated key/value cache for decoder self-attention (gpt-fast style).
+
+Keys and values of every layer live in one tensor each, `(layers, batch, heads, max_len,
+head_dim)`, allocated once. A decode step writes its new positions with `update(layer,
+input_pos, k, v)` and attends over the whole buffer under a mask: nothing grows, nothing is
+concatenated.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["StaticKVCache"]
+
+
+class StaticKVCache:
+    """Self-attention keys and values for `n_layers` layers, preallocated to `max_len`.
+
+    Attributes:
+        k, v: (n_layers, batch, n_heads, max_len, head_dim).
+    """
+
+    def __init__(
+        self,
+        n_layers: int,
+        batch_size: int,
+        n_heads: int,
+        max_len: int,
+        head_dim: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        shape = (n_layers, batch_size, n_heads, max_len, head_dim)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    def update(
+        self, layer: int, input_pos: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write keys/values at `input_pos` and return the layer's full buffers.
+
+        Args:
+            layer: layer index.
+            input_pos: (T,) int64 positions being written.
+            k, v: (batch, n_heads, T, head_dim).
+
+        Returns:
+            The layer's keys and values, (batch, n_heads, max_len, head_dim) each (views).
+        """
+        k_all, v_all = self.k[layer], self.v[layer]
+        k_all.index_copy_(2, input_pos, k)
+        v_all.index_copy_(2, input_pos, v)
+        return k_all, v_all
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep batch rows `index` (beam search: each surviving beam's parent), in place.
+
+        Args:
+            index: (batch,) int64 source row for each row.
+        """
+        self.k.copy_(self.k.index_select(1, index))
+        self.v.copy_(self.v.index_select(1, index))

@@ -1,0 +1,1 @@
+"""One folder per model architecture; nothing is imported here."""

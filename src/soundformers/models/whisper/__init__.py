@@ -1,0 +1,36 @@
+"""Whisper, natively: model, checkpoint conversion and decoding.
+
+    >>> from soundformers.models.whisper import from_pretrained, DecodingOptions
+    >>> whisper = from_pretrained("whisper-tiny.en")          # bundled, CTranslate2 weights
+    >>> results = whisper.generate(mel, DecodingOptions())    # mel: (B, 80, 3000) log-mel
+    >>> results[0].text, results[0].tokens
+"""
+
+from __future__ import annotations
+
+from .config import WhisperConfig
+from .generate import (
+    DecodingOptions,
+    DecodingResult,
+    FallbackOptions,
+    WhisperForConditionalGeneration,
+    WhisperGenerationConfig,
+    decode,
+    detect_language,
+)
+from .load import from_pretrained, load_model
+from .model import Whisper
+
+__all__ = [
+    "DecodingOptions",
+    "DecodingResult",
+    "FallbackOptions",
+    "Whisper",
+    "WhisperConfig",
+    "WhisperForConditionalGeneration",
+    "WhisperGenerationConfig",
+    "decode",
+    "detect_language",
+    "from_pretrained",
+    "load_model",
+]

@@ -1,0 +1,595 @@
+"""Decoding for Whisper: prompts, logit rules, batched greedy/sampling, temperature fallback.
+
+Follows openai-whisper's `decoding.py` semantics (suppress-blank, suppress tokens, the
+timestamp rules, no-speech probability, average log-probability), written so that each step
+costs the same whatever the sequence length: the rules read a few per-row state tensors, the
+model reads a static KV cache.
+
+Entry point: `WhisperForConditionalGeneration.generate(mel, options) -> list[DecodingResult]`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ...generation.search import GreedySearch, length_normalized_scores
+from ...text.whisper_tokenizer import TIME_PRECISION, WhisperTokenizer
+from .model import Whisper
+
+__all__ = [
+    "DecodingOptions",
+    "DecodingResult",
+    "FallbackOptions",
+    "WhisperForConditionalGeneration",
+    "WhisperGenerationConfig",
+    "compression_ratio",
+    "decode",
+    "detect_language",
+]
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    """How to decode one 30 s window (openai-whisper `DecodingOptions`).
+
+    Attributes:
+        task: "transcribe" or "translate" (multilingual models).
+        language: language code; None detects it (multilingual) or means English.
+        temperature: 0 for greedy; > 0 samples.
+        sample_len: most tokens to generate; default half the decoder context (224).
+        best_of: with temperature > 0, candidates sampled per window (the best is kept).
+        length_penalty: None ranks by log-probability / length; alpha uses ((5 + n) / 6)^alpha.
+        prompt: previous text (str or ids) given after `<|startofprev|>`.
+        prefix: text (str or ids) forced at the start of the output.
+        suppress_tokens: "-1" for the model's default list (symbols and special tokens), a
+            comma-separated string or ids, or None / () for nothing.
+        suppress_blank: forbid a blank or `<|endoftext|>` as the first sampled token.
+        without_timestamps: add `<|notimestamps|>` and predict text only.
+        max_initial_timestamp: the first timestamp is at most this many seconds.
+    """
+
+    task: str = "transcribe"
+    language: str | None = None
+    temperature: float = 0.0
+    sample_len: int | None = None
+    best_of: int | None = None
+    length_penalty: float | None = None
+    prompt: str | Sequence[int] | None = None
+    prefix: str | Sequence[int] | None = None
+    suppress_tokens: str | Sequence[int] | None = "-1"
+    suppress_blank: bool = True
+    without_timestamps: bool = False
+    max_initial_timestamp: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.task not in ("transcribe", "translate"):
+            raise ValueError(f"task must be 'transcribe' or 'translate', got {self.task!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.best_of is not None and (self.best_of < 1 or self.temperature == 0):
+            raise ValueError("best_of needs temperature > 0 and best_of >= 1 (greedy is one pass)")
+        if self.sample_len is not None and self.sample_len < 1:
+            raise ValueError(f"sample_len must be >= 1, got {self.sample_len}")
+        if self.max_initial_timestamp is not None and self.max_initial_timestamp < 0:
+            raise ValueError("max_initial_timestamp must be >= 0 seconds or None")
+
+
+@dataclass(frozen=True)
+class DecodingResult:
+    """The decoding of one window.
+
+    Attributes:
+        tokens: sampled ids, without prompt, start sequence or `<|endoftext|>`; timestamps kept.
+        text: the text (special and timestamp tokens dropped).
+        language: language code used (detected or given).
+        language_probs: probability of each language when it was detected, else None.
+        avg_logprob: sum of the tokens' log-probabilities / (len(tokens) + 1).
+        no_speech_prob: probability of `<|nospeech|>` right after `<|startoftranscript|>`.
+        temperature: the temperature that produced this result.
+        compression_ratio: gzip ratio of the text (repetition loops score high).
+    """
+
+    tokens: tuple[int, ...]
+    text: str
+    language: str | None
+    avg_logprob: float
+    no_speech_prob: float
+    temperature: float
+    compression_ratio: float
+    language_probs: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class WhisperGenerationConfig:
+    """A checkpoint's decoding defaults (not architecture).
+
+    Attributes:
+        suppress_tokens: the default "-1" list; None derives it from the tokenizer.
+        begin_suppress_tokens: suppressed at the first sampled position; None derives
+            [" ", `<|endoftext|>`].
+        alignment_heads: (layer, head) pairs for word timing, from the checkpoint's config.
+    """
+
+    suppress_tokens: tuple[int, ...] | None = None
+    begin_suppress_tokens: tuple[int, ...] | None = None
+    alignment_heads: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def from_json(cls, *configs: dict[str, Any]) -> WhisperGenerationConfig:
+        """From the keys of a CTranslate2 `config.json` or a transformers
+        `generation_config.json` (first config that has a key wins)."""
+
+        def first(*keys: str) -> Any:
+            for cfg in configs:
+                for key in keys:
+                    if cfg.get(key) is not None:
+                        return cfg[key]
+            return None
+
+        suppress = first("suppress_ids", "suppress_tokens")
+        begin = first("suppress_ids_begin", "begin_suppress_tokens")
+        heads = first("alignment_heads") or ()
+        return cls(
+            suppress_tokens=tuple(suppress) if suppress is not None else None,
+            begin_suppress_tokens=tuple(begin) if begin is not None else None,
+            alignment_heads=tuple((int(a), int(b)) for a, b in heads),
+        )
+
+
+def compression_ratio(text: str) -> float:
+    """len(utf-8 bytes) / len(zlib-compressed bytes): high when the text repeats itself."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# Prompt
+
+
+def _as_ids(tokenizer: WhisperTokenizer, text: str | Sequence[int] | None) -> list[int]:
+    if text is None:
+        return []
+    if isinstance(text, str):
+        return tokenizer.encode(" " + text.strip())
+    return [int(t) for t in text]
+
+
+def _initial_tokens(
+    tokenizer: WhisperTokenizer, options: DecodingOptions, language: str | None, n_text_ctx: int
+) -> list[int]:
+    """`[<|startofprev|> prompt] <|sot|> [<|lang|> <|task|>] [<|notimestamps|>] [prefix]`."""
+    tokens = list(tokenizer.sot_sequence(language, options.task, not options.without_timestamps))
+    prefix = _as_ids(tokenizer, options.prefix)
+    if prefix:
+        max_prefix = n_text_ctx // 2
+        tokens += prefix[-max_prefix:]
+    prompt = _as_ids(tokenizer, options.prompt)
+    if prompt:
+        tokens = [tokenizer.sot_prev, *prompt[-(n_text_ctx // 2 - 1) :], *tokens]
+    return tokens
+
+
+def _suppress_ids(
+    tokenizer: WhisperTokenizer, options: DecodingOptions, config: WhisperGenerationConfig
+) -> list[int]:
+    spec = options.suppress_tokens
+    if spec is None or (not isinstance(spec, str) and len(spec) == 0):
+        ids: set[int] = set()
+    elif isinstance(spec, str):
+        ids = {int(t) for t in spec.split(",") if t.strip()}
+    else:
+        ids = {int(t) for t in spec}
+    if -1 in ids:
+        ids.discard(-1)
+        if config.suppress_tokens is not None:
+            ids.update(config.suppress_tokens)
+        else:
+            ids.update(tokenizer.non_speech_tokens)
+    # never sample these, whatever the list says (openai-whisper does the same)
+    ids.update(
+        [tokenizer.transcribe, tokenizer.translate, tokenizer.sot, tokenizer.sot_prev,
+         tokenizer.sot_lm, tokenizer.no_speech]
+    )  # fmt: skip
+    return sorted(ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Logit rules. Each reads only O(batch) state, so a step costs the same at any length.
+
+
+class LogitRules:
+    """Suppress-blank, suppressed tokens and the timestamp rules, applied in place.
+
+    Timestamp rules (openai-whisper `ApplyTimestampRules`):
+      - `<|notimestamps|>` is never sampled;
+      - timestamps come in pairs: after a lone timestamp, another timestamp or `<|endoftext|>`;
+        after a pair, text;
+      - timestamps never decrease, and a segment has non-zero length;
+      - the first token is a timestamp, at most `max_initial_timestamp` seconds;
+      - when the timestamps' total probability beats every text token, a timestamp is forced.
+    """
+
+    def __init__(
+        self,
+        tokenizer: WhisperTokenizer,
+        options: DecodingOptions,
+        config: WhisperGenerationConfig,
+        sample_begin: int,
+        n_vocab: int,
+        device: torch.device,
+    ) -> None:
+        self.sample_begin = sample_begin
+        self.eot = tokenizer.eot
+        self.ts_begin = tokenizer.timestamp_begin
+        self.timestamps = not options.without_timestamps
+        self.no_timestamps = tokenizer.no_timestamps
+
+        def mask(ids: Sequence[int]) -> torch.Tensor:
+            m = torch.zeros(n_vocab, dtype=torch.bool, device=device)
+            m[[i for i in ids if i < n_vocab]] = True
+            return m
+
+        always = _suppress_ids(tokenizer, options, config)
+        if self.timestamps:
+            always.append(self.no_timestamps)
+        self.always = mask(always)
+        begin = list(always)
+        if options.suppress_blank:
+            if config.begin_suppress_tokens is not None:
+                begin += list(config.begin_suppress_tokens)
+            else:
+                begin += [*tokenizer.encode(" "), tokenizer.eot]
+        cols = torch.arange(n_vocab, device=device)
+        if self.timestamps:
+            begin += range(self.ts_begin)  # the first token must be a timestamp
+            if options.max_initial_timestamp is not None:
+                last = self.ts_begin + round(options.max_initial_timestamp / TIME_PRECISION)
+                begin += range(last + 1, n_vocab)
+        self.first = mask(begin)
+        self.cols = cols
+        self.is_ts = cols >= self.ts_begin
+        self.is_text = cols < self.eot
+
+    def apply(
+        self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: torch.Tensor
+    ) -> None:
+        """Mask `logits` (N, V) for sampling position `step` (absolute) in place.
+
+        Args:
+            logits: (N, V) float32.
+            tokens: (N, max_len) token buffer; positions before `step` are filled.
+            step: index of the position being sampled.
+            last_ts: (N,) the last sampled timestamp id per row, -1 if none yet.
+        """
+        if step == self.sample_begin:
+            logits.masked_fill_(self.first, float("-inf"))
+        else:
+            logits.masked_fill_(self.always, float("-inf"))
+            if self.timestamps:
+                self._timestamp_rules(logits, tokens, step, last_ts)
+        if self.timestamps:
+            logprobs = F.log_softmax(logits, dim=-1)
+            ts_logprob = logprobs[:, self.ts_begin :].logsumexp(dim=-1)
+            text_logprob = logprobs[:, : self.ts_begin].max(dim=-1).values
+            force = ts_logprob > text_logprob  # (N,)
+            logits.masked_fill_(force[:, None] & ~self.is_ts, float("-inf"))
+
+    def _timestamp_rules(
+        self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: torch.Tensor
+    ) -> None:
+        n_sampled = step - self.sample_begin
+        last_was_ts = tokens[:, step - 1] >= self.ts_begin
+        if n_sampled >= 2:
+            penultimate_was_ts = tokens[:, step - 2] >= self.ts_begin
+        else:
+            penultimate_was_ts = torch.ones_like(last_was_ts)
+        pair_closed = last_was_ts & penultimate_was_ts  # -> text (or eot) next
+        pair_open = last_was_ts & ~penultimate_was_ts  # -> timestamp or eot next
+        # no decreasing timestamps; a segment may end where it began only right after opening
+        floor = torch.where(pair_open, last_ts, last_ts + 1)  # first allowed timestamp id
+        forbid = (pair_closed[:, None] & self.is_ts) | (pair_open[:, None] & self.is_text)
+        forbid |= (last_ts >= 0)[:, None] & self.is_ts & (self.cols < floor[:, None])
+        logits.masked_fill_(forbid, float("-inf"))
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+@torch.inference_mode()
+def detect_language(
+    model: Whisper, tokenizer: WhisperTokenizer, encoder_out: torch.Tensor
+) -> tuple[list[str], list[dict[str, float]]]:
+    """Most likely language of each window, and every language's probability.
+
+    Args:
+        encoder_out: (B, 1500, D).
+
+    Returns:
+        (codes, probabilities), one entry per window.
+    """
+    if not tokenizer.multilingual:
+        raise ValueError("an English-only model has no language tokens to detect")
+    b = encoder_out.shape[0]
+    cache = model.new_cache(b, max_len=1)
+    sot = torch.full((b, 1), tokenizer.sot, dtype=torch.long, device=encoder_out.device)
+    pos = torch.zeros(1, dtype=torch.long, device=encoder_out.device)
+    logits = model.decode_step(sot, model.cross_kv(encoder_out), cache, pos)[:, 0]
+    lang_ids = torch.tensor(tokenizer.language_ids, device=logits.device)
+    probs = logits[:, lang_ids].softmax(dim=-1)  # (B, n_languages)
+    codes = tokenizer.language_codes
+    best = [codes[i] for i in probs.argmax(dim=-1).tolist()]
+    all_probs = [dict(zip(codes, row)) for row in probs.tolist()]
+    return best, all_probs
+
+
+@torch.inference_mode()
+def decode(
+    model: Whisper,
+    tokenizer: WhisperTokenizer,
+    mel: torch.Tensor | None = None,
+    options: DecodingOptions | None = None,
+    *,
+    config: WhisperGenerationConfig | None = None,
+    encoder_out: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> list[DecodingResult]:
+    """Decode a batch of 30 s windows (greedy, or sampling with best-of), one result per window.
+
+    Args:
+        model: the Whisper model.
+        tokenizer: its tokenizer.
+        mel: (B, n_mels, 3000) log-mel features; or give `encoder_out` instead.
+        options: decoding options (default greedy with timestamps).
+        config: the checkpoint's decoding defaults.
+        encoder_out: (B, 1500, D) precomputed encoder output.
+        generator: random generator for temperature > 0.
+
+    Returns:
+        B results, in input order.
+    """
+    options = DecodingOptions() if options is None else options
+    config = WhisperGenerationConfig() if config is None else config
+    if encoder_out is None:
+        if mel is None:
+            raise ValueError("decode needs mel features or encoder_out")
+        encoder_out = model.encode(mel)
+    n_audio = encoder_out.shape[0]
+    device = encoder_out.device
+
+    language_probs: list[dict[str, float] | None] = [None] * n_audio
+    if tokenizer.multilingual:
+        if options.language is None:
+            languages, probs = detect_language(model, tokenizer, encoder_out)
+            language_probs = list(probs)
+        else:
+            languages = [options.language] * n_audio
+    else:
+        languages = ["en"] * n_audio
+
+    initial = [
+        _initial_tokens(tokenizer, options, lang, model.config.n_text_ctx) for lang in languages
+    ]
+    sample_begin = len(initial[0])
+    sot_index = initial[0].index(tokenizer.sot)
+    n_group = options.best_of or 1
+    sample_len = options.sample_len or model.config.n_text_ctx // 2
+    max_len = min(sample_begin + sample_len, model.config.n_text_ctx)
+    if sample_begin >= max_len:
+        raise ValueError(
+            f"the prompt and prefix take {sample_begin} tokens, leaving none to sample within "
+            f"the decoder's {model.config.n_text_ctx} positions"
+        )
+
+    n = n_audio * n_group  # rows: each window repeated best_of times
+    tokens = torch.full((n, max_len), tokenizer.eot, dtype=torch.long, device=device)
+    tokens[:, :sample_begin] = torch.tensor(initial, device=device).repeat_interleave(n_group, 0)
+    if n_group > 1:
+        encoder_out = encoder_out.repeat_interleave(n_group, dim=0)
+    cross_kv = model.cross_kv(encoder_out)
+    cache = model.new_cache(n, max_len)
+    positions = torch.arange(max_len, device=device)
+    rules = LogitRules(tokenizer, options, config, sample_begin, model.config.n_vocab, device)
+    search = GreedySearch(tokenizer.eot, options.temperature, generator)
+
+    logits = model.decode_step(tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin])
+    no_speech_probs = logits[:, sot_index].softmax(dim=-1)[:, tokenizer.no_speech]
+    logits = logits[:, -1]
+    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    sum_logprobs = torch.zeros(n, dtype=torch.float32, device=device)
+    last_ts = torch.full((n,), -1, dtype=torch.long, device=device)
+    end = max_len
+    for step in range(sample_begin, max_len):
+        rules.apply(logits, tokens, step, last_ts)
+        next_tokens = search.step(logits, finished, sum_logprobs)
+        tokens[:, step] = next_tokens
+        last_ts = torch.where(next_tokens >= tokenizer.timestamp_begin, next_tokens, last_ts)
+        if bool(finished.all()) or step + 1 == max_len:
+            end = step + 1
+            break
+        logits = model.decode_step(
+            next_tokens[:, None], cross_kv, cache, positions[step : step + 1]
+        )
+        logits = logits[:, -1]
+
+    return _results(
+        tokenizer, tokens[:, sample_begin:end], sum_logprobs, no_speech_probs, languages,
+        language_probs, options, n_group,
+    )  # fmt: skip
+
+
+def _results(
+    tokenizer: WhisperTokenizer,
+    sampled: torch.Tensor,
+    sum_logprobs: torch.Tensor,
+    no_speech_probs: torch.Tensor,
+    languages: list[str],
+    language_probs: list[dict[str, float] | None],
+    options: DecodingOptions,
+    n_group: int,
+) -> list[DecodingResult]:
+    """Cut each row at its first `<|endoftext|>`, keep the best of each group, build results."""
+    rows = sampled.tolist()
+    seqs = [row[: row.index(tokenizer.eot)] if tokenizer.eot in row else row for row in rows]
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.float32)
+    scores = length_normalized_scores(sum_logprobs.cpu(), lengths, options.length_penalty)
+    sums = sum_logprobs.tolist()
+    no_speech = no_speech_probs.tolist()
+    results = []
+    for a in range(len(languages)):
+        group = range(a * n_group, (a + 1) * n_group)
+        best = max(group, key=lambda r: float(scores[r]))
+        seq = seqs[best]
+        text = tokenizer.decode(seq)
+        results.append(
+            DecodingResult(
+                tokens=tuple(seq),
+                text=text,
+                language=languages[a],
+                avg_logprob=sums[best] / (len(seq) + 1),
+                no_speech_prob=no_speech[best],
+                temperature=options.temperature,
+                compression_ratio=compression_ratio(text),
+                language_probs=language_probs[a],
+            )
+        )
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Temperature fallback
+
+
+@dataclass(frozen=True)
+class FallbackOptions:
+    """When a window's decoding is retried at a higher temperature (openai-whisper defaults).
+
+    Attributes:
+        temperatures: tried in order; the first result that passes is kept.
+        compression_ratio_threshold: retry when the text's compression ratio is above this.
+        logprob_threshold: retry when the average log-probability is below this.
+        no_speech_threshold: but accept (as silence) when the no-speech probability is above
+            this and the average log-probability is below `logprob_threshold`.
+        best_of: candidates sampled per window at temperature > 0.
+    """
+
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    best_of: int = 5
+
+    def needs_fallback(self, result: DecodingResult) -> bool:
+        if (
+            self.no_speech_threshold is not None
+            and self.logprob_threshold is not None
+            and result.no_speech_prob > self.no_speech_threshold
+            and result.avg_logprob < self.logprob_threshold
+        ):
+            return False  # silence: nothing better to find
+        if (
+            self.compression_ratio_threshold is not None
+            and result.compression_ratio > self.compression_ratio_threshold
+        ):
+            return True
+        return self.logprob_threshold is not None and result.avg_logprob < self.logprob_threshold
+
+
+def decode_with_fallback(
+    model: Whisper,
+    tokenizer: WhisperTokenizer,
+    mel: torch.Tensor,
+    options: DecodingOptions,
+    fallback: FallbackOptions,
+    *,
+    config: WhisperGenerationConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> list[DecodingResult]:
+    """Decode a batch; re-decode only the windows that fail, at the next temperature.
+
+    The encoder runs once; each retry decodes just the failing windows, batched.
+    """
+    with torch.inference_mode():
+        encoder_out = model.encode(mel)
+    results: list[DecodingResult | None] = [None] * encoder_out.shape[0]
+    pending = list(range(encoder_out.shape[0]))
+    for i, t in enumerate(fallback.temperatures):
+        opts = replace(options, temperature=t, best_of=fallback.best_of if t > 0 else None)
+        batch = decode(
+            model, tokenizer, None, opts, config=config, encoder_out=encoder_out[pending],
+            generator=generator,
+        )  # fmt: skip
+        last = i == len(fallback.temperatures) - 1
+        still = []
+        for idx, res in zip(pending, batch):
+            results[idx] = res
+            if not last and fallback.needs_fallback(res):
+                still.append(idx)
+        pending = still
+        if not pending:
+            break
+    return [r for r in results if r is not None]
+
+
+# --------------------------------------------------------------------------------------------
+# The model-level entry point used by pipelines
+
+
+@dataclass
+class WhisperForConditionalGeneration:
+    """A Whisper model with its tokenizer and decoding defaults: features in, text out.
+
+    Attributes:
+        model: the `Whisper` module.
+        tokenizer: its tokenizer.
+        generation_config: the checkpoint's decoding defaults.
+    """
+
+    model: Whisper
+    tokenizer: WhisperTokenizer
+    generation_config: WhisperGenerationConfig = field(default_factory=WhisperGenerationConfig)
+
+    @property
+    def sampling_rate(self) -> int:
+        return 16000
+
+    @property
+    def n_mels(self) -> int:
+        return self.model.config.n_mels
+
+    def generate(
+        self,
+        mel: torch.Tensor,
+        options: DecodingOptions | None = None,
+        *,
+        fallback: FallbackOptions | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[DecodingResult]:
+        """Transcribe a batch of 30 s windows.
+
+        Args:
+            mel: (B, n_mels, 3000) log-mel features (on the model's device).
+            options: decoding options; default greedy with timestamps.
+            fallback: retry failing windows at higher temperatures (None: one pass).
+            generator: random generator for sampling.
+
+        Returns:
+            One `DecodingResult` per window, in order.
+        """
+        options = DecodingOptions() if options is None else options
+        mel = mel.to(self.model.device)
+        if fallback is not None:
+            return decode_with_fallback(
+                self.model, self.tokenizer, mel, options, fallback,
+                config=self.generation_config, generator=generator,
+            )  # fmt: skip
+        return decode(
+            self.model, self.tokenizer, mel, options, config=self.generation_config,
+            generator=generator,
+        )  # fmt: skip

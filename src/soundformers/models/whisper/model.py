@@ -1,0 +1,312 @@
+"""The Whisper encoder-decoder (Radford et al. 2022), read top to bottom.
+
+Module names follow openai/whisper, so an OpenAI state dict loads as is; the other checkpoint
+layouts are renamed in `convert.py`. Decoding (prompts, search, timestamp rules) lives in
+`generate.py`: this model only exposes `encode(mel)`, `cross_kv(encoder_out)` and
+`decode_step(tokens, cross_kv, cache, input_pos)`.
+
+Shapes: B batch, T tokens, S encoder positions (1500), D model width, H heads, Dh = D / H.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...generation.cache import StaticKVCache
+from .config import WhisperConfig
+
+__all__ = ["CrossKV", "Whisper", "attention", "sinusoids"]
+
+LAYER_NORM_EPS = 1e-5
+
+# Per decoder layer: cross-attention keys and values, each (B, H, S, Dh). Computed once per
+# audio window by `Whisper.cross_kv`.
+CrossKV = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
+    """The encoder's fixed positional table: sin on the first half of channels, cos on the rest.
+
+    Returns:
+        (length, channels) float32.
+    """
+    if channels % 2:
+        raise ValueError(f"sinusoids need an even channel count, got {channels}")
+    log_increment = math.log(max_timescale) / (channels // 2 - 1)
+    inv_timescales = torch.exp(-log_increment * torch.arange(channels // 2, dtype=torch.float32))
+    scaled_time = torch.arange(length, dtype=torch.float32)[:, None] * inv_timescales[None, :]
+    return torch.cat([scaled_time.sin(), scaled_time.cos()], dim=1)
+
+
+def _split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, D) -> (B, H, T, Dh)."""
+    b, t, d = x.shape
+    return x.view(b, t, n_head, d // n_head).transpose(1, 2)
+
+
+def _merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, H, T, Dh) -> (B, T, D)."""
+    b, h, t, dh = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * dh)
+
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(Dh)) v: q (B, H, T, Dh), k/v (B, H, S, Dh) -> (B, H, T, Dh).
+
+    `mask` is boolean, broadcastable to (B, H, T, S), True where attention is allowed. One
+    query row (a decode step) takes the explicit matmul-softmax-matmul, which on CPU is faster
+    than SDPA's kernel (it parallelises over query blocks); longer queries take SDPA.
+    """
+    if q.shape[2] > 1 or is_causal:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
+    scores = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, 1, S)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(dim=-1) @ v
+
+
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention with Whisper's projections (no bias on `key`)."""
+
+    def __init__(self, n_state: int, n_head: int) -> None:
+        super().__init__()
+        self.n_head = n_head
+        self.query = nn.Linear(n_state, n_state)
+        self.key = nn.Linear(n_state, n_state, bias=False)
+        self.value = nn.Linear(n_state, n_state)
+        self.out = nn.Linear(n_state, n_state)
+
+    def project_kv(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of `source` (B, S, D), split into heads: (B, H, S, Dh) each."""
+        return _split_heads(self.key(source), self.n_head), _split_heads(
+            self.value(source), self.n_head
+        )
+
+    def attend(
+        self,
+        x: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """Queries from `x` (B, T, D) against given keys/values (B, H, S, Dh) -> (B, T, D).
+
+        `mask` is boolean, broadcastable to (B, H, T, S), True where attention is allowed.
+        """
+        q = _split_heads(self.query(x), self.n_head)  # (B, H, T, Dh)
+        return self.out(_merge_heads(attention(q, k, v, mask, is_causal)))
+
+    def forward(self, x: torch.Tensor, is_causal: bool = False) -> torch.Tensor:
+        """Self-attention over all of `x` (B, T, D), causal or not, without a cache."""
+        k, v = self.project_kv(x)
+        return self.attend(x, k, v, is_causal=is_causal)
+
+
+class ResidualAttentionBlock(nn.Module):
+    """Pre-norm transformer block: self-attention, [cross-attention], MLP (4x, exact GELU)."""
+
+    def __init__(self, n_state: int, n_head: int, cross_attention: bool = False) -> None:
+        super().__init__()
+        self.attn = MultiHeadAttention(n_state, n_head)
+        self.attn_ln = nn.LayerNorm(n_state, eps=LAYER_NORM_EPS)
+        self.cross_attn = MultiHeadAttention(n_state, n_head) if cross_attention else None
+        self.cross_attn_ln = nn.LayerNorm(n_state, eps=LAYER_NORM_EPS) if cross_attention else None
+        self.mlp = nn.Sequential(
+            nn.Linear(n_state, 4 * n_state), nn.GELU(), nn.Linear(4 * n_state, n_state)
+        )
+        self.mlp_ln = nn.LayerNorm(n_state, eps=LAYER_NORM_EPS)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cross_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """Full-sequence pass (encoder, or teacher-forced decoder): x (B, T, D) -> (B, T, D)."""
+        x = x + self.attn(self.attn_ln(x), is_causal=is_causal)
+        if self.cross_attn is not None and self.cross_attn_ln is not None and cross_kv is not None:
+            x = x + self.cross_attn.attend(self.cross_attn_ln(x), *cross_kv)
+        return x + self.mlp(self.mlp_ln(x))
+
+    def decode(
+        self,
+        x: torch.Tensor,
+        cross_kv: tuple[torch.Tensor, torch.Tensor],
+        cache: StaticKVCache,
+        layer: int,
+        input_pos: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """One decoder step over new tokens x (B, T, D) at `input_pos` (T,), using the cache.
+
+        `mask` (T, max_len) allows each new token the cached positions up to its own.
+        """
+        assert self.cross_attn is not None and self.cross_attn_ln is not None
+        h = self.attn_ln(x)
+        k_new, v_new = self.attn.project_kv(h)  # (B, H, T, Dh)
+        k, v = cache.update(layer, input_pos, k_new, v_new)  # (B, H, max_len, Dh)
+        x = x + self.attn.attend(h, k, v, mask=mask)
+        x = x + self.cross_attn.attend(self.cross_attn_ln(x), *cross_kv)
+        return x + self.mlp(self.mlp_ln(x))
+
+
+class AudioEncoder(nn.Module):
+    """Log-mel (B, n_mels, 2 * n_ctx) -> two convolutions (the second halves time) -> blocks."""
+
+    def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(n_mels, n_state, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
+        self.register_buffer("positional_embedding", sinusoids(n_ctx, n_state))
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer))
+        self.ln_post = nn.LayerNorm(n_state, eps=LAYER_NORM_EPS)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel: (B, n_mels, 2 * n_ctx) -> (B, n_ctx, D)."""
+        x = F.gelu(self.conv1(mel))
+        x = F.gelu(self.conv2(x))  # (B, D, n_ctx)
+        x = x.transpose(1, 2) + self.positional_embedding
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_post(x)
+
+
+class TextDecoder(nn.Module):
+    """Token + learned position embeddings -> causal blocks with cross-attention -> tied logits."""
+
+    def __init__(self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int) -> None:
+        super().__init__()
+        self.token_embedding = nn.Embedding(n_vocab, n_state)
+        self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
+        self.blocks = nn.ModuleList(
+            ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
+        )
+        self.ln = nn.LayerNorm(n_state, eps=LAYER_NORM_EPS)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Final norm, then the output projection tied to the token embedding: (B, T, V) float32."""
+        return F.linear(self.ln(x), self.token_embedding.weight).float()
+
+    def forward(self, tokens: torch.Tensor, cross_kv: CrossKV) -> torch.Tensor:
+        """Teacher-forced pass over whole sequences, no cache: tokens (B, T) -> (B, T, V)."""
+        x = self.token_embedding(tokens) + self.positional_embedding[: tokens.shape[1]]
+        for block, kv in zip(self.blocks, cross_kv):
+            x = block(x, kv, is_causal=True)
+        return self.logits(x)
+
+    def step(
+        self,
+        tokens: torch.Tensor,
+        cross_kv: CrossKV,
+        cache: StaticKVCache,
+        input_pos: torch.Tensor,
+    ) -> torch.Tensor:
+        """New tokens (B, T) at positions `input_pos` (T,) -> logits (B, T, V), cache updated."""
+        x = self.token_embedding(tokens) + self.positional_embedding[input_pos]
+        # (T, max_len): position j is visible to the token at input_pos[t] iff j <= input_pos[t]
+        mask = torch.arange(cache.max_len, device=tokens.device) <= input_pos[:, None]
+        for layer, (block, kv) in enumerate(zip(self.blocks, cross_kv)):
+            x = block.decode(x, kv, cache, layer, input_pos, mask)
+        return self.logits(x)
+
+
+class Whisper(nn.Module):
+    """Whisper: `encode` a log-mel window once, then `decode_step` tokens against it."""
+
+    def __init__(self, config: WhisperConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.encoder = AudioEncoder(
+            c.n_mels, c.n_audio_ctx, c.n_audio_state, c.n_audio_head, c.n_audio_layer
+        )
+        self.decoder = TextDecoder(
+            c.n_vocab, c.n_text_ctx, c.n_text_state, c.n_text_head, c.n_text_layer
+        )
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.decoder.token_embedding.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.token_embedding.weight.device
+
+    def encode(self, mel: torch.Tensor) -> torch.Tensor:
+        """Encode 30 s log-mel windows.
+
+        Args:
+            mel: (B, n_mels, 3000) log-mel features (any float dtype; cast to the model's).
+
+        Returns:
+            (B, 1500, D) encoder output.
+        """
+        c = self.config
+        if mel.ndim != 3 or mel.shape[1] != c.n_mels or mel.shape[2] != c.n_frames:
+            raise ValueError(
+                f"Whisper expects log-mel features of shape (batch, {c.n_mels}, {c.n_frames}) "
+                f"(30 s windows), got {tuple(mel.shape)}; pad or trim each window to 30 s"
+            )
+        return self.encoder(mel.to(self.dtype))
+
+    def cross_kv(self, encoder_out: torch.Tensor) -> CrossKV:
+        """Cross-attention keys/values of every decoder layer, computed once per window.
+
+        Args:
+            encoder_out: (B, 1500, D) from `encode`.
+
+        Returns:
+            Per layer, (k, v), each (B, H, 1500, Dh).
+        """
+        return [block.cross_attn.project_kv(encoder_out) for block in self.decoder.blocks]
+
+    def new_cache(self, batch_size: int, max_len: int | None = None) -> StaticKVCache:
+        """A zeroed self-attention cache for `batch_size` sequences of up to `max_len` tokens."""
+        c = self.config
+        max_len = c.n_text_ctx if max_len is None else max_len
+        if max_len > c.n_text_ctx:
+            raise ValueError(f"max_len {max_len} exceeds the decoder's {c.n_text_ctx} positions")
+        return StaticKVCache(
+            c.n_text_layer,
+            batch_size,
+            c.n_text_head,
+            max_len,
+            c.n_text_state // c.n_text_head,
+            dtype=self.dtype,
+            device=self.device,
+        )
+
+    def decode_step(
+        self,
+        tokens: torch.Tensor,
+        cross_kv: CrossKV,
+        cache: StaticKVCache,
+        input_pos: torch.Tensor,
+    ) -> torch.Tensor:
+        """Run the decoder on new tokens, reading and extending the self-attention cache.
+
+        Args:
+            tokens: (B, T) token ids, placed at positions `input_pos`.
+            cross_kv: from `cross_kv(encoder_out)`, batch B.
+            cache: from `new_cache(B)`; positions before `input_pos` must hold earlier tokens.
+            input_pos: (T,) int64 positions, e.g. `arange(n)` for a prompt, then `[n]`, `[n+1]`.
+
+        Returns:
+            (B, T, n_vocab) float32 logits.
+        """
+        return self.decoder.step(tokens, cross_kv, cache, input_pos)
+
+    def forward(self, mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits: mel (B, n_mels, 3000), tokens (B, T) -> (B, T, n_vocab)."""
+        return self.decoder(tokens, self.cross_kv(self.encode(mel)))

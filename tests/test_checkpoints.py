@@ -1,0 +1,122 @@
+"""Checkpoint readers: CTranslate2 model.bin (written here byte by byte), safetensors, torch."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from soundformers.checkpoints import read_checkpoint, read_ctranslate2
+from soundformers.errors import CheckpointError
+
+_DTYPE_IDS = {np.float32: 0, np.int8: 1, np.int16: 2, np.int32: 3, np.float16: 4}
+
+
+def _string(s: str) -> bytes:
+    raw = s.encode() + b"\x00"
+    return struct.pack("<H", len(raw)) + raw  # the length counts the trailing NUL
+
+
+def write_ct2(path: Path, variables: dict[str, np.ndarray], aliases: dict[str, str]) -> bytes:
+    """A CTranslate2 version-6 model.bin, laid out as NOTES-checkpoints.md describes."""
+    out = struct.pack("<I", 6) + _string("WhisperSpec") + struct.pack("<I", 3)
+    out += struct.pack("<I", len(variables))
+    for name, array in variables.items():
+        out += _string(name) + struct.pack("<B", array.ndim)
+        out += struct.pack(f"<{array.ndim}I", *array.shape)
+        out += struct.pack("<B", _DTYPE_IDS[array.dtype.type]) + struct.pack("<I", array.nbytes)
+        out += array.tobytes()
+    out += struct.pack("<I", len(aliases))
+    for alias, target in aliases.items():
+        out += _string(alias) + _string(target)
+    path.write_bytes(out)
+    return out
+
+
+VARIABLES = {
+    "encoder/num_heads": np.array(6, dtype=np.int16),
+    "decoder/activation": np.array(3, dtype=np.int8),
+    "odd/weight": np.arange(7, dtype=np.float16),  # odd sizes make later offsets unaligned
+    "decoder/embeddings/weight": np.arange(12, dtype=np.float16).reshape(4, 3) / 7,
+    "w32": np.linspace(-1, 1, 10, dtype=np.float32).reshape(2, 5),
+    "i32": np.array([1, -2, 3], dtype=np.int32),
+}
+
+
+def test_ctranslate2_reader(tmp_path):
+    write_ct2(
+        tmp_path / "model.bin",
+        VARIABLES,
+        {"decoder/projection/weight": "decoder/embeddings/weight"},
+    )
+    ckpt = read_checkpoint(tmp_path / "model.bin")
+    assert ckpt.format == "ctranslate2"
+    assert ckpt.metadata == {"version": 6, "spec": "WhisperSpec", "revision": 3}
+    for name, array in VARIABLES.items():
+        t = ckpt.tensors[name]
+        assert tuple(t.shape) == array.shape, name
+        np.testing.assert_array_equal(t.numpy(), array)
+    assert (
+        int(ckpt.tensors["encoder/num_heads"]) == 6 and ckpt.tensors["encoder/num_heads"].ndim == 0
+    )
+    assert ckpt.tensors["decoder/projection/weight"] is ckpt.tensors["decoder/embeddings/weight"]
+    assert ckpt.tensors["w32"].dtype == torch.float32
+    assert ckpt.tensors["decoder/embeddings/weight"].dtype == torch.float16
+
+
+@pytest.mark.parametrize("cut", [7, 100, 151])
+def test_ctranslate2_split_parts_concatenate(tmp_path, cut):
+    data = write_ct2(tmp_path / "whole.bin", VARIABLES, {})
+    (tmp_path / "model.bin.part1").write_bytes(data[:cut])  # cuts inside headers and tensors
+    (tmp_path / "model.bin.part2").write_bytes(data[cut:])
+    parts = read_ctranslate2([tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"])
+    whole = read_ctranslate2(tmp_path / "whole.bin")
+    for name in VARIABLES:
+        assert torch.equal(parts.tensors[name], whole.tensors[name]), name
+
+
+def test_ctranslate2_errors(tmp_path):
+    data = write_ct2(tmp_path / "model.bin", VARIABLES, {})
+    (tmp_path / "short.bin").write_bytes(data[:-5])
+    with pytest.raises(CheckpointError, match="truncated.*pass all parts in order"):
+        read_ctranslate2(tmp_path / "short.bin")
+    (tmp_path / "long.bin").write_bytes(data + b"\x00" * 8)
+    with pytest.raises(CheckpointError, match="bytes left"):
+        read_ctranslate2(tmp_path / "long.bin")
+    (tmp_path / "v9.bin").write_bytes(struct.pack("<I", 9) + data[4:])
+    with pytest.raises(CheckpointError, match="version 9"):
+        read_ctranslate2(tmp_path / "v9.bin")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_checkpoint(tmp_path / "absent.bin")
+    (tmp_path / "junk.dat").write_bytes(b"hello, this is not a checkpoint at all" * 3)
+    with pytest.raises(CheckpointError, match="no checkpoint format"):
+        read_checkpoint(tmp_path / "junk.dat")
+
+
+def test_safetensors_and_torch(tmp_path):
+    from safetensors.torch import save_file
+
+    tensors = {"a.weight": torch.randn(3, 4), "b": torch.arange(5)}
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    ckpt = read_checkpoint(tmp_path / "model.safetensors")
+    assert ckpt.format == "safetensors" and ckpt.metadata == {"format": "pt"}
+    assert all(torch.equal(ckpt.tensors[k], v) for k, v in tensors.items())
+
+    torch.save(tensors, tmp_path / "pytorch_model.bin")
+    ckpt = read_checkpoint(tmp_path / "pytorch_model.bin")
+    assert ckpt.format == "torch" and ckpt.metadata == {}
+    assert all(torch.equal(ckpt.tensors[k], v) for k, v in tensors.items())
+
+    dims = {"n_mels": 80, "n_vocab": 51865}
+    torch.save({"dims": dims, "model_state_dict": tensors}, tmp_path / "tiny.pt")
+    ckpt = read_checkpoint(tmp_path / "tiny.pt")
+    assert ckpt.metadata == {"dims": dims} and set(ckpt.tensors) == set(tensors)
+
+
+def test_torch_refuses_arbitrary_pickles(tmp_path):
+    torch.save({"x": torch.zeros(1), "obj": Path("/")}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        read_checkpoint(tmp_path / "evil.pt")
