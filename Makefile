@@ -23,7 +23,7 @@ $(VENV)/.soundformers-installed: pyproject.toml
 	touch $@
 
 demo: setup
-	$(PY) -m soundformers.demo
+	$(PY) -m soundformers transcribe examples/hello.flac --format srt --verbose
 
 lint: setup
 	$(PY) -m ruff check src tests benchmarks

@@ -27,9 +27,10 @@ _LAZY: dict[str, str] = {
     "load_audio": ".audio.io",
     "Waveform": ".audio.io",
     "resample": ".audio.resampling",
+    "pipeline": ".pipelines.registry",
 }
 # submodules reachable as attributes: soundformers.audio, soundformers.metrics, ...
-_SUBMODULES = ("audio", "metrics", "text")
+_SUBMODULES = ("audio", "formats", "metrics", "models", "pipelines", "text")
 
 __all__ = [
     "AudioDecodeError",
@@ -61,6 +62,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs only; never executed
-    from . import audio, metrics, text
+    from . import audio, formats, metrics, models, pipelines, text
     from .audio.io import Waveform, load_audio
     from .audio.resampling import resample
+    from .pipelines.registry import pipeline

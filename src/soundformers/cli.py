@@ -1,0 +1,117 @@
+"""The command line: `soundformers transcribe ...`. Thin: it parses arguments, calls a
+pipeline and writes what it returns."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .errors import SoundformersError
+
+log = logging.getLogger("soundformers")
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    from .formats import FORMATS, format_result
+    from .pipelines import pipeline
+
+    started = time.perf_counter()
+    asr = pipeline("automatic-speech-recognition", model=args.model, device=args.device)
+    loaded = time.perf_counter()
+    generate_kwargs = {
+        key: value
+        for key, value in {
+            "language": args.language,
+            "task": args.task,
+            "beam_size": args.beam_size,
+            "initial_prompt": args.initial_prompt,
+        }.items()
+        if value is not None
+    }
+    needs_timestamps = args.format in ("srt", "vtt", "tsv") or args.timestamps
+    results = asr(
+        args.inputs,
+        batch_size=args.batch_size,
+        return_timestamps=needs_timestamps,
+        long_form=args.long_form,
+        generate_kwargs=generate_kwargs,
+        errors="return",
+    )
+    failed = 0
+    for source, result in zip(args.inputs, results):
+        if "error" in result:
+            failed += 1
+            print(f"error: {result['error']}", file=sys.stderr)
+            continue
+        text = format_result(result, args.format) if args.format in FORMATS else result["text"]
+        if args.output_dir:
+            out = Path(args.output_dir) / f"{Path(source).stem}.{args.format}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text, encoding="utf-8")
+            print(f"{source} -> {out}", file=sys.stderr)
+        else:
+            if len(args.inputs) > 1:
+                print(f"==> {source} <==")
+            print(text.rstrip("\n") if args.format != "txt" else text.strip())
+    done = time.perf_counter()
+    if args.verbose:
+        print(
+            f"model loaded in {loaded - started:.2f} s, {len(args.inputs)} input(s) transcribed "
+            f"in {done - loaded:.2f} s",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `soundformers` command."""
+    from .formats import FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="soundformers", description="The transformer library for sound."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    t = commands.add_parser("transcribe", help="speech to text (Whisper)")
+    t.add_argument("inputs", nargs="+", help="audio files or URLs")
+    t.add_argument(
+        "--model",
+        default=None,
+        help="bundled alias (whisper-tiny.en, whisper-base), folder or hub id",
+    )
+    t.add_argument("--format", default="txt", choices=FORMATS, help="output format (default txt)")
+    t.add_argument(
+        "--output-dir", "-o", default=None, help="write <input stem>.<format> files here"
+    )
+    t.add_argument(
+        "--timestamps", action="store_true", help="segment timestamps (implied by srt/vtt/tsv)"
+    )
+    t.add_argument("--long-form", default="sequential", choices=("sequential", "batched"))
+    t.add_argument(
+        "--language", default=None, help="language code; default: detect (multilingual models)"
+    )
+    t.add_argument("--task", default=None, choices=("transcribe", "translate"))
+    t.add_argument("--beam-size", type=int, default=None)
+    t.add_argument("--initial-prompt", default=None)
+    t.add_argument("--batch-size", type=int, default=1)
+    t.add_argument("--device", default=None)
+    t.add_argument("--verbose", "-v", action="store_true", help="print timings to stderr")
+    t.set_defaults(run=_transcribe)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `soundformers` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+    try:
+        return args.run(args)
+    except SoundformersError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

