@@ -30,5 +30,10 @@ class ModelNotFoundError(CheckpointError, FileNotFoundError):
     """A model name could not be resolved to local files (not bundled, not cached, offline)."""
 
 
+class MetricInputError(SoundformersError, ValueError):
+    """The texts given to a metric are unusable: wrong type, or references and hypotheses differ
+    in number. The message names the argument and what to pass instead."""
+
+
 class MissingDependencyError(SoundformersError, ImportError):
     """An optional dependency is needed for this feature; the message names what to install."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np
 
-from ..errors import SoundformersError
+from ..errors import MetricInputError
 from . import _levenshtein, _tokens
 
 if TYPE_CHECKING:
@@ -34,11 +34,6 @@ NORMALIZERS = ("basic", "whisper_english")
 """Names accepted as `normalizer=`."""
 
 _OP_NAMES = ("equal", "substitute", "delete", "insert")
-
-
-class MetricInputError(SoundformersError, ValueError):
-    """The texts given to a metric are unusable: wrong type, or references and hypotheses differ
-    in number. The message names the argument and what to pass instead."""
 
 
 class AlignmentChunk(NamedTuple):
