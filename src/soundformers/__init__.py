@@ -29,6 +29,14 @@ _LAZY: dict[str, str] = {
     "Waveform": ".audio.io",
     "resample": ".audio.resampling",
     "pipeline": ".pipelines.registry",
+    "load_dataset": ".datasets.load",
+    "Dataset": ".datasets.arrow",
+    "DatasetDict": ".datasets.dict",
+    "IterableDataset": ".datasets.iterable",
+    "Audio": ".datasets.features",
+    "Value": ".datasets.features",
+    "ClassLabel": ".datasets.features",
+    "concatenate_datasets": ".datasets.arrow",
 }
 # submodules reachable as attributes: soundformers.audio, soundformers.metrics, ...
 _SUBMODULES = ("audio", "formats", "metrics", "models", "pipelines", "text")
@@ -67,4 +75,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs only; never executed
     from . import audio, formats, metrics, models, pipelines, text
     from .audio.io import Waveform, load_audio
     from .audio.resampling import resample
+    from .datasets.arrow import Dataset, concatenate_datasets
+    from .datasets.dict import DatasetDict
+    from .datasets.features import Audio, ClassLabel, Value
+    from .datasets.iterable import IterableDataset
+    from .datasets.load import load_dataset
     from .pipelines.registry import pipeline

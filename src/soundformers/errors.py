@@ -37,3 +37,13 @@ class MetricInputError(SoundformersError, ValueError):
 
 class MissingDependencyError(SoundformersError, ImportError):
     """An optional dependency is needed for this feature; the message names what to install."""
+
+
+class DatasetError(SoundformersError, ValueError):
+    """A dataset operation got unusable input: a bad split name, a metadata file naming files
+    that are not there, a column that does not exist, an unknown feature type."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """`load_dataset` found no data: a folder with no audio, a missing file, or a hub id that is
+    neither downloadable nor in the local cache."""
