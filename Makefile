@@ -32,9 +32,13 @@ test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
-	$(PIP) -e ".[bench]" "torchcodec==0.11.1"
-	$(PY) benchmarks/metrics.py
+	$(PIP) -e ".[bench]"
+	$(PY) benchmarks/import_time.py
 	$(PY) benchmarks/decode_resample.py
+	$(PY) benchmarks/features.py
+	$(PY) benchmarks/metrics.py
+	$(PY) benchmarks/datasets.py
+	$(PY) benchmarks/longform.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist
