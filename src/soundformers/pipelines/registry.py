@@ -1,29 +1,67 @@
-"""`pipeline(task, model=...)`: the task table, each task's default model, and model loading."""
+"""`pipeline(task, model=...)`: the task table, each task's default model, and model loading.
+
+A task may serve several model families. The loader is chosen by the `model_type` in the
+checkpoint's config.json (`Task.loaders`), and the pipeline class by what the loaded model can
+do (`Task.pipelines`: the first method name the model has wins), so task code never tests a
+model family.
+"""
 
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SoundformersError
+from ..errors import ModelNotFoundError, SoundformersError
 from .base import Pipeline
 
 
 @dataclass(frozen=True)
 class Task:
-    """A task: its pipeline class (module path, class name), its loader and default model."""
+    """A task: its pipeline class (module path, class name), its loader and default model.
 
-    pipeline: str  # "module:Class", relative to soundformers.pipelines
-    loader: str  # "module:function" taking (name, device=, dtype=), relative to soundformers
-    default_model: str | None  # bundled alias, or None when the user must name one
+    Attributes:
+        pipeline: "module:Class" relative to soundformers.pipelines, for models no entry of
+            `pipelines` matches.
+        loader: "module:function" taking (name, device=, dtype=), relative to soundformers,
+            for checkpoints whose config.json names no `model_type` (or None: one is required).
+        default_model: bundled alias, or None when the user must name one.
+        loaders: (config.json model_type, loader) pairs.
+        pipelines: (method of the loaded model, pipeline class) pairs, tried in order.
+    """
 
+    pipeline: str
+    loader: str | None
+    default_model: str | None
+    loaders: tuple[tuple[str, str], ...] = ()
+    pipelines: tuple[tuple[str, str], ...] = ()
+
+
+_W2V_CTC = ".models.wav2vec2:from_pretrained_ctc"
+_W2V_CLS = ".models.wav2vec2:from_pretrained_classifier"
 
 TASKS: dict[str, Task] = {
     "automatic-speech-recognition": Task(
         pipeline=".automatic_speech_recognition:AutomaticSpeechRecognitionPipeline",
         loader=".models.whisper:from_pretrained",
         default_model="whisper-tiny.en",
+        loaders=(
+            ("whisper", ".models.whisper:from_pretrained"),
+            ("wav2vec2", _W2V_CTC),
+            ("hubert", _W2V_CTC),
+        ),
+        pipelines=(("logits", ".ctc_speech_recognition:CTCSpeechRecognitionPipeline"),),
+    ),
+    "audio-classification": Task(
+        pipeline=".audio_classification:AudioClassificationPipeline",
+        loader=None,
+        default_model=None,
+        loaders=(
+            ("wav2vec2", _W2V_CLS),
+            ("hubert", _W2V_CLS),
+            ("audio-spectrogram-transformer", ".models.ast:from_pretrained"),
+        ),
     ),
 }
 
@@ -63,6 +101,44 @@ def pipeline(
     spec = TASKS[task]
     if model is None:
         model = spec.default_model
+    if model is None:
+        raise ModelNotFoundError(
+            f"the {task!r} pipeline has no bundled default model yet: pass model= a local folder "
+            "holding config.json and model.safetensors (or pytorch_model.bin) as written by "
+            "transformers' save_pretrained, e.g. pipeline('audio-classification', "
+            "model='path/to/ast-finetuned-audioset'), or a hub id such as "
+            "'MIT/ast-finetuned-audioset-10-10-0.4593' (needs the network or the hub cache)"
+        )
     if isinstance(model, str) or hasattr(model, "__fspath__"):
-        model = _resolve(spec.loader, "soundformers")(model, device=device, dtype=dtype)
-    return _resolve(spec.pipeline, __package__)(model, **kwargs)
+        loader = _loader_for(task, spec, model)
+        model = _resolve(loader, "soundformers")(model, device=device, dtype=dtype)
+    pipeline_class = spec.pipeline
+    for method, candidate in spec.pipelines:
+        if callable(getattr(model, method, None)):
+            pipeline_class = candidate
+            break
+    return _resolve(pipeline_class, __package__)(model, **kwargs)
+
+
+def _loader_for(task: str, spec: Task, name: Any) -> str:
+    """The loader for the checkpoint `name`, from the `model_type` in its config.json."""
+    model_type = None
+    if spec.loaders:
+        from ..hub import resolve_model
+
+        files = resolve_model(name)
+        config_path = files.file("config.json")
+        if config_path is not None:
+            try:
+                model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
+            except (OSError, ValueError, AttributeError):
+                model_type = None  # the family's own loader reports a broken config
+    loaders = dict(spec.loaders)
+    if model_type in loaders:
+        return loaders[model_type]
+    if model_type is None and spec.loader is not None:
+        return spec.loader
+    raise SoundformersError(
+        f"{name}: the {task!r} pipeline does not support model_type {model_type!r} (from its "
+        f"config.json); supported: {', '.join(loaders)}"
+    )

@@ -1,0 +1,70 @@
+"""Weight-name table for transformers AST checkpoints (`ASTForAudioClassification`) -> ours.
+
+Lookup is exact (layer index written `{}`); coverage is checked both ways by
+`wav2vec2.convert.load_weights`, which raises `CheckpointError` listing both sides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+
+from ...errors import CheckpointError
+
+__all__ = ["HF_TABLE", "convert_state_dict"]
+
+_P = "audio_spectrogram_transformer"
+_L = f"{_P}.encoder.layer.{{}}"
+
+
+def _wb(src: str, dst: str) -> dict[str, str]:
+    return {f"{src}.weight": f"{dst}.weight", f"{src}.bias": f"{dst}.bias"}
+
+
+HF_TABLE: dict[str, str | None] = {
+    f"{_P}.embeddings.cls_token": "backbone.cls_token",
+    f"{_P}.embeddings.distillation_token": "backbone.distillation_token",
+    f"{_P}.embeddings.position_embeddings": "backbone.position_embeddings",
+    **_wb(f"{_P}.embeddings.patch_embeddings.projection", "backbone.patch"),
+    **_wb(f"{_L}.attention.attention.query", "backbone.layers.{}.attention.query"),
+    **_wb(f"{_L}.attention.attention.key", "backbone.layers.{}.attention.key"),
+    **_wb(f"{_L}.attention.attention.value", "backbone.layers.{}.attention.value"),
+    **_wb(f"{_L}.attention.output.dense", "backbone.layers.{}.attention.out"),
+    **_wb(f"{_L}.layernorm_before", "backbone.layers.{}.layernorm_before"),
+    **_wb(f"{_L}.layernorm_after", "backbone.layers.{}.layernorm_after"),
+    **_wb(f"{_L}.intermediate.dense", "backbone.layers.{}.mlp.0"),
+    **_wb(f"{_L}.output.dense", "backbone.layers.{}.mlp.2"),
+    **_wb(f"{_P}.layernorm", "backbone.layernorm"),
+    **_wb("classifier.layernorm", "head.0"),
+    **_wb("classifier.dense", "head.1"),
+}
+
+_LAYER_INDEX = re.compile(r"(?<=\.)(\d+)(?=\.)")
+
+
+def convert_state_dict(
+    tensors: Mapping[str, torch.Tensor], *, source: str
+) -> dict[str, torch.Tensor]:
+    """Rename a transformers AST checkpoint's tensors to ours.
+
+    Raises:
+        CheckpointError: names the table does not know (listed).
+    """
+    out, unknown = {}, []
+    for name, tensor in tensors.items():
+        match = _LAYER_INDEX.search(name)
+        pattern = _LAYER_INDEX.sub("{}", name, count=1) if match else name
+        if pattern not in HF_TABLE:
+            unknown.append(name)
+            continue
+        target = HF_TABLE[pattern]
+        if target is not None:
+            out[target.format(match.group(1) if match else "")] = tensor
+    if unknown:
+        shown = ", ".join(unknown[:12])
+        raise CheckpointError(
+            f"{source}: {len(unknown)} tensors are not AST weights: [{shown}] ({len(unknown)})"
+        )
+    return out

@@ -1,0 +1,215 @@
+"""CTC decoding, alignment and loss on hand-built emissions with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from soundformers.ctc import (
+    BeamSearchDecoder,
+    BeamSearchOptions,
+    CTCPath,
+    ctc_loss,
+    forced_align,
+    greedy_decode,
+    word_spans,
+)
+from soundformers.text.arpa import ArpaLM
+
+LABELS = ["", " ", "a", "c", "d", "e", "h", "t", "<unk>"]
+ID = {t: i for i, t in enumerate(LABELS)}
+
+
+def emissions(frames: str, peak: float = 0.9) -> torch.Tensor:
+    """(T, V) log-probs where each frame puts `peak` on its character ("_" = blank, "|" = space)."""
+    rest = (1 - peak) / (len(LABELS) - 1)
+    out = torch.full((len(frames), len(LABELS)), rest)
+    for t, ch in enumerate(frames):
+        out[t, ID[{"_": "", "|": " "}.get(ch, ch)]] = peak
+    return out.log()
+
+
+def test_greedy_merges_repeats_keeps_blank_separated_ones_and_gives_spans():
+    (path,) = greedy_decode(emissions("aa_acc__d|"))
+    ids = [ID[c] for c in "aacd "]
+    assert path == CTCPath(tuple(ids), (0, 3, 4, 8, 9), (2, 4, 6, 9, 10))
+
+
+def test_greedy_batch_respects_lengths():
+    x = torch.stack([emissions("ta_t"), emissions("ha_e")])
+    paths = greedy_decode(x, lengths=[4, 2])
+    assert paths[0].tokens == (ID["t"], ID["a"], ID["t"])
+    assert paths[1].tokens == (ID["h"], ID["a"])
+
+
+def test_word_spans_group_characters_at_the_delimiter():
+    (path,) = greedy_decode(emissions("_th__e|||cat_"))
+    words = word_spans(path, LABELS)
+    assert [(w.word, w.start, w.end) for w in words] == [("the", 1, 6), ("cat", 9, 12)]
+
+
+def test_forced_alignment_recovers_known_boundaries_in_a_batch():
+    # true segmentation: "the" then "cat", with blanks; emissions are noisy but centred on it
+    frames_a = "__tt_hhee__|ccc_aat__"
+    frames_b = "_a__a_c"  # repeated "a" must be split by a blank
+    g = torch.Generator().manual_seed(0)
+    a = emissions(frames_a, peak=0.6) + 0.3 * torch.randn(len(frames_a), len(LABELS), generator=g)
+    b = emissions(frames_b, peak=0.6)
+    batch = torch.full((2, len(frames_a), len(LABELS)), -5.0)
+    batch[0], batch[1, : len(frames_b)] = a, b
+    targets = [[ID[c] for c in "the cat"], [ID[c] for c in "aac"]]
+    pa, pb = forced_align(batch.log_softmax(-1), targets, input_lengths=[len(frames_a), 7])
+    assert list(zip(pa.starts, pa.ends)) == [
+        (2, 4),
+        (5, 7),
+        (7, 9),
+        (11, 12),
+        (12, 15),
+        (16, 18),
+        (18, 19),
+    ]
+    assert list(zip(pb.starts, pb.ends)) == [(1, 2), (4, 5), (6, 7)]
+
+
+def test_forced_alignment_of_the_greedy_text_is_the_greedy_path():
+    x = torch.randn(40, len(LABELS), generator=torch.Generator().manual_seed(3)) * 3
+    (greedy,) = greedy_decode(x)
+    (aligned,) = forced_align(x.log_softmax(-1)[None], [list(greedy.tokens)])
+    assert aligned == greedy
+
+
+def test_forced_alignment_needs_enough_frames():
+    with pytest.raises(ValueError, match="needs at least 3 frames"):
+        forced_align(emissions("aa")[None], [[ID["a"], ID["a"]]])
+
+
+def test_ctc_loss_matches_torch_with_padded_targets():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 12, len(LABELS), generator=g)
+    targets = torch.tensor([[2, 3, 4], [5, 6, -100]])
+    lengths = torch.tensor([12, 9])
+    lp = logits.log_softmax(-1)
+    each = [
+        torch.nn.functional.ctc_loss(
+            lp[i, : lengths[i]], targets[i, :n], [int(lengths[i])], [n], reduction="sum"
+        )  # fmt: skip
+        for i, n in enumerate((3, 2))
+    ]
+    got = ctc_loss(logits, targets, lengths, reduction="none")
+    torch.testing.assert_close(got, torch.stack(each))
+    logits.requires_grad_(True)
+    ctc_loss(logits, targets, lengths).backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+# ------------------------------------------------------------------ beam search
+
+
+def two_way(frames: int, p_blank: float, p_a: float) -> torch.Tensor:
+    x = torch.full((frames, len(LABELS)), 1e-6)
+    x[:, ID[""]] = p_blank
+    x[:, ID["a"]] = p_a
+    return x.log()
+
+
+def test_beam_sums_paths_where_greedy_picks_the_best_single_path():
+    x = two_way(2, p_blank=0.6, p_a=0.4)  # "" = 0.36, "a" = 0.16 + 0.24 + 0.24 = 0.64
+    assert greedy_decode(x)[0].tokens == ()
+    best = BeamSearchDecoder(LABELS).decode(x)[0]
+    assert best.text == "a" and best.tokens == (ID["a"],)
+    assert math.isclose(best.acoustic_score, math.log(0.64), abs_tol=1e-4)
+
+
+def test_beam_keeps_repeats_separated_by_blank():
+    beams = BeamSearchDecoder(LABELS).decode(emissions("a_a|t"))
+    assert beams[0].text == "aa t"
+
+
+ARPA = """
+\\data\\
+ngram 1=7
+ngram 2=4
+
+\\1-grams:
+-1.0 <s> -0.5
+-1.0 </s>
+-2.0 <unk>
+-1.2 the -0.3
+-1.5 cat -0.2
+-3.0 cad
+-2.5 hat
+
+\\2-grams:
+-0.1 <s> the
+-0.2 the cat
+-0.3 cat </s>
+-2.0 the cad
+
+\\end\\
+"""
+
+
+@pytest.fixture(scope="module")
+def lm() -> ArpaLM:
+    return ArpaLM.from_lines(ARPA.splitlines())
+
+
+def test_arpa_backoff(lm):
+    assert lm.order == 2
+    assert lm.log10_prob(("the",), "cat") == pytest.approx(-0.2)
+    assert lm.log10_prob(("cat",), "the") == pytest.approx(-0.2 - 1.2)  # backoff(cat) + p(the)
+    assert lm.log10_prob(("hat",), "cat") == pytest.approx(-1.5)  # no backoff listed: 0
+    assert lm.log10_prob(("the",), "dog") == pytest.approx(-0.3 - 2.0)  # -> <unk>
+    assert lm.sentence_log10_prob(["the", "cat"]) == pytest.approx(-0.1 - 0.2 - 0.3)
+
+
+def test_arpa_header_counts_are_checked():
+    from soundformers.text.arpa import ArpaError
+
+    with pytest.raises(ArpaError, match="announces 8 1-grams"):
+        ArpaLM.from_lines(ARPA.replace("ngram 1=7", "ngram 1=8").splitlines())
+
+
+def ambiguous_cat() -> torch.Tensor:
+    """ "the ca?" with the last letter a bit more "d" than "t"."""
+    x = emissions("the|ca_")
+    last = torch.full((len(LABELS),), 0.01)
+    last[ID["d"]], last[ID["t"]] = 0.5, 0.42
+    return torch.cat([x, last.log()[None], emissions("_")])
+
+
+def test_an_lm_flips_the_decision(lm):
+    x = ambiguous_cat()
+    assert BeamSearchDecoder(LABELS).decode(x)[0].text == "the cad"
+    with_lm = BeamSearchDecoder(LABELS, lm, BeamSearchOptions(alpha=0.5, beta=1.0))
+    assert with_lm.decode(x)[0].text == "the cat"
+    no_weight = BeamSearchDecoder(LABELS, lm, BeamSearchOptions(alpha=0.0, beta=0.0))
+    assert no_weight.decode(x)[0].text == "the cad"
+
+
+def test_hotwords_flip_the_decision():
+    x = ambiguous_cat()
+    boosted = BeamSearchDecoder(LABELS, options=BeamSearchOptions(hotwords=("cat",)))
+    assert boosted.decode(x)[0].text == "the cat"
+
+
+def test_decode_batch_and_pruning_options():
+    x = torch.stack([emissions("th_e"), emissions("ca_t")])
+    out = BeamSearchDecoder(LABELS, options=BeamSearchOptions(beam_width=3)).decode_batch(x, [4, 3])
+    assert [b[0].text for b in out] == ["the", "ca"]
+    assert all(len(b) <= 3 for b in out)
+    with pytest.raises(ValueError, match="beam_width"):
+        BeamSearchOptions(beam_width=0)
+
+
+def test_beam_equals_greedy_on_peaked_random_emissions():
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(60, len(LABELS), generator=g) * 8).log_softmax(-1)
+    x[:, ID["<unk>"]] = -30
+    greedy = greedy_decode(x)[0]
+    beam = BeamSearchDecoder(LABELS, options=BeamSearchOptions(beam_width=8)).decode(x)[0]
+    assert beam.tokens == greedy.tokens
+    assert np.isfinite(beam.score)
