@@ -15,7 +15,7 @@ import json
 import mmap
 import struct
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -361,3 +361,62 @@ def read_ctranslate2(paths: str | Path | Sequence[str | Path]) -> Checkpoint:
         )
     metadata = {"version": version, "spec": spec, "revision": revision}
     return Checkpoint("ctranslate2", tensors, metadata, tuple(files))
+
+
+# --------------------------------------------------------------------------------------------
+# Assigning renamed tensors to a model
+
+
+def assign_weights(
+    model: torch.nn.Module,
+    state_dict: Mapping[str, torch.Tensor],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    source: str = "checkpoint",
+) -> torch.nn.Module:
+    """Assign tensors already renamed to the model's names; check coverage both ways.
+
+    The model is usually built on the meta device: its parameters are replaced by the
+    checkpoint's tensors (`load_state_dict(assign=True)`), converted to `dtype` on `device`.
+
+    Args:
+        model: the module to fill.
+        state_dict: our-named tensors.
+        dtype: floating dtype of the parameters (float16 checkpoints upcast exactly).
+        device: where the model lives (default CPU).
+        source: the checkpoint's name, for error messages.
+
+    Returns:
+        `model`, in eval mode, without gradients.
+
+    Raises:
+        CheckpointError: missing or unexpected tensors (both listed), or a shape mismatch.
+    """
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{source} does not match {type(model).__name__}: missing {name_listing(missing)}; "
+            f"unexpected {name_listing(unexpected)}"
+        )
+    ready = {}
+    for name, want in expected.items():
+        tensor = state_dict[name]
+        if tensor.shape != want.shape:
+            raise CheckpointError(
+                f"{source}: {name} has shape {tuple(tensor.shape)}, the config implies "
+                f"{tuple(want.shape)}"
+            )
+        ready[name] = tensor.to(device=device, dtype=dtype)
+    model.load_state_dict(ready, assign=True, strict=True)
+    return model.eval().requires_grad_(False)
+
+
+def name_listing(names: Sequence[str], limit: int = 12) -> str:
+    """`[a, b, ...] (n)`: tensor names for an error message, at most `limit` of them."""
+    if not names:
+        return "none"
+    shown = ", ".join(names[:limit])
+    return f"[{shown}{', ...' if len(names) > limit else ''}] ({len(names)})"

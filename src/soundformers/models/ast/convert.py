@@ -1,7 +1,7 @@
 """Weight-name table for transformers AST checkpoints (`ASTForAudioClassification`) -> ours.
 
 Lookup is exact (layer index written `{}`); coverage is checked both ways by
-`wav2vec2.convert.load_weights`, which raises `CheckpointError` listing both sides.
+`soundformers.checkpoints.assign_weights`, which raises `CheckpointError` listing both sides.
 """
 
 from __future__ import annotations

@@ -14,10 +14,9 @@ import numpy as np
 import torch
 
 from ...audio.features import AST_MEAN, AST_STD, ast_features
-from ...checkpoints import read_checkpoint
+from ...checkpoints import assign_weights, read_checkpoint
 from ...errors import CheckpointError
 from ...hub import resolve_model
-from ..wav2vec2.convert import load_weights
 from ..wav2vec2.load import labels_from_config, read_json
 from .config import ASTConfig
 from .convert import convert_state_dict
@@ -99,7 +98,7 @@ def from_pretrained(
     state_dict = convert_state_dict(read_checkpoint(files.weights).tensors, source=source)
     with torch.device("meta"):
         module = ASTForAudioClassification(config)
-    module = load_weights(module, state_dict, dtype=dtype or torch.float32, device=device,
+    module = assign_weights(module, state_dict, dtype=dtype or torch.float32, device=device,
                           source=source)  # fmt: skip
     preprocessor = read_json(files.file("preprocessor_config.json"))
     return ASTClassifier(module, config_json, preprocessor)

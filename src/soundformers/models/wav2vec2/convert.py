@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
+from ...checkpoints import name_listing as _listing
 from ...errors import CheckpointError
 
-__all__ = ["WeightNormPart", "convert_state_dict", "fold_weight_norm", "hf_table", "load_weights"]
+__all__ = ["WeightNormPart", "convert_state_dict", "fold_weight_norm", "hf_table"]
 
 
 @dataclass(frozen=True)
@@ -125,44 +125,3 @@ def convert_state_dict(
             )
         out[name] = fold_weight_norm(parts["g"], parts["v"], dims[name])
     return out
-
-
-def load_weights(
-    model: nn.Module,
-    state_dict: Mapping[str, torch.Tensor],
-    *,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-    source: str = "checkpoint",
-) -> nn.Module:
-    """Assign our-named tensors to `model` (built on the meta device); check coverage both ways.
-
-    Raises:
-        CheckpointError: missing or unexpected tensors (both listed), or a shape mismatch.
-    """
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{source} does not match {type(model).__name__}: missing {_listing(missing)}; "
-            f"unexpected {_listing(unexpected)}"
-        )
-    ready = {}
-    for name, want in expected.items():
-        tensor = state_dict[name]
-        if tensor.shape != want.shape:
-            raise CheckpointError(
-                f"{source}: {name} has shape {tuple(tensor.shape)}, the config implies "
-                f"{tuple(want.shape)}"
-            )
-        ready[name] = tensor.to(device=device, dtype=dtype)
-    model.load_state_dict(ready, assign=True, strict=True)
-    return model.eval().requires_grad_(False)
-
-
-def _listing(names: list[str], limit: int = 12) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:limit])
-    return f"[{shown}{', ...' if len(names) > limit else ''}] ({len(names)})"

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...checkpoints import read_checkpoint
+from ...checkpoints import assign_weights, read_checkpoint
 from ...errors import CheckpointError
 from ...hub import resolve_model
 from ...text.ctc_tokenizer import CTCTokenizer
 from .config import Wav2Vec2Config
-from .convert import convert_state_dict, hf_table, load_weights
+from .convert import convert_state_dict, hf_table
 from .model import Wav2Vec2ForCTC, Wav2Vec2ForSequenceClassification
 
 __all__ = [
@@ -86,7 +86,7 @@ def load_module(
     state_dict = convert_state_dict(tensors, hf_table(prefix), source=source)
     with torch.device("meta"):
         module = head(config)
-    module = load_weights(module, state_dict, dtype=dtype or torch.float32, device=device,
+    module = assign_weights(module, state_dict, dtype=dtype or torch.float32, device=device,
                           source=source)  # fmt: skip
     return module, files.folder, config_json
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ...checkpoints import assign_weights
+from ...checkpoints import name_listing as _listing
 from ...errors import CheckpointError
 from .config import WhisperConfig
 from .model import Whisper
@@ -275,29 +277,4 @@ def load_weights(
     """
     with torch.device("meta"):
         model = Whisper(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{source} does not match Whisper {config}: missing {_listing(missing)}; "
-            f"unexpected {_listing(unexpected)}"
-        )
-    ready = {}
-    for name, want in expected.items():
-        tensor = state_dict[name]
-        if tensor.shape != want.shape:
-            raise CheckpointError(
-                f"{source}: {name} has shape {tuple(tensor.shape)}, the config implies "
-                f"{tuple(want.shape)}"
-            )
-        ready[name] = tensor.to(device=device, dtype=dtype)
-    model.load_state_dict(ready, assign=True, strict=True)
-    return model.eval().requires_grad_(False)
-
-
-def _listing(names: list[str], limit: int = 12) -> str:
-    if not names:
-        return "none"
-    shown = ", ".join(names[:limit])
-    return f"[{shown}{', ...' if len(names) > limit else ''}] ({len(names)})"
+    return assign_weights(model, state_dict, dtype=dtype, device=device, source=source)
