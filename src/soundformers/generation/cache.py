@@ -61,11 +61,14 @@ class StaticKVCache:
         v_all.index_copy_(2, input_pos, v)
         return k_all, v_all
 
-    def reorder(self, index: torch.Tensor) -> None:
+    def reorder(self, index: torch.Tensor, length: int | None = None) -> None:
         """Keep batch rows `index` (beam search: each surviving beam's parent), in place.
 
         Args:
             index: (batch,) int64 source row for each row.
+            length: only positions `[0, length)` hold data yet; the rest is not copied.
         """
-        self.k.copy_(self.k.index_select(1, index))
-        self.v.copy_(self.v.index_select(1, index))
+        length = self.max_len if length is None else length
+        for buffer in (self.k, self.v):
+            filled = buffer[:, :, :, :length]
+            filled.copy_(filled.index_select(1, index))

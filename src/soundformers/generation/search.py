@@ -1,7 +1,8 @@
-"""Token selection, independent of any model: greedy / sampling, and ranking of candidates.
+"""Token selection, independent of any model: greedy / sampling, beam search, and ranking.
 
-A decoding loop calls `GreedySearch.step(logits, finished, sum_logprobs)` once per position;
-the search returns the next tokens and keeps running log-probabilities.
+A decoding loop calls `GreedySearch.step(logits, finished, sum_logprobs)` or
+`BeamSearch.step(logits, sampled, sum_logprobs)` once per position; the search returns the next
+tokens and keeps running log-probabilities. Both follow openai-whisper's `decoding.py`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GreedySearch", "length_normalized_scores"]
+__all__ = ["BeamSearch", "BeamStep", "GreedySearch", "length_normalized_scores"]
 
 
 class GreedySearch:
@@ -50,12 +51,152 @@ class GreedySearch:
         else:
             probs = F.softmax(logits / self.temperature, dim=-1)
             tokens = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
-        logprobs = F.log_softmax(logits, dim=-1)
-        chosen = logprobs.gather(1, tokens[:, None]).squeeze(1)
+        # log_softmax(logits)[token] without materialising the (N, V) log-probabilities
+        chosen = logits.gather(1, tokens[:, None]).squeeze(1) - logits.logsumexp(dim=-1)
         sum_logprobs.add_(chosen.masked_fill(finished, 0.0))
         tokens.masked_fill_(finished, self.eot)
         finished |= tokens == self.eot
         return tokens
+
+
+class BeamStep:
+    """What one beam-search step decided (all tensors (N,), N = groups * beam_size).
+
+    Attributes:
+        tokens: the next token of each beam (never `eot`: finished beams leave the beam).
+        source: the row each beam continues (reorder caches and token buffers by it).
+        sum_logprobs: each beam's cumulative log-probability.
+        done: every group holds enough finished candidates; decoding can stop.
+    """
+
+    def __init__(
+        self, tokens: torch.Tensor, source: torch.Tensor, sum_logprobs: torch.Tensor, done: bool
+    ) -> None:
+        self.tokens, self.source, self.sum_logprobs, self.done = tokens, source, sum_logprobs, done
+
+
+class BeamSearch:
+    """Batched beam search with openai-whisper's `BeamSearchDecoder` semantics.
+
+    Rows are grouped: group g (one audio) owns rows g * beam_size ... (g + 1) * beam_size - 1.
+    At each step every beam proposes its beam_size + 1 most probable tokens; per group, the
+    candidates are ranked by cumulative log-probability, candidates ending in `eot` become
+    finished sequences (up to `round(beam_size * patience)` per group), and the best
+    beam_size others continue. At the first step all beams of a group are the same sequence,
+    so only the first beam proposes.
+
+    Args:
+        n_groups: audios decoded together.
+        beam_size: beams per audio.
+        eot: end-of-text id.
+        patience: finished candidates to collect per audio, as a multiple of beam_size
+            (None: 1.0).
+    """
+
+    def __init__(
+        self, n_groups: int, beam_size: int, eot: int, patience: float | None = None
+    ) -> None:
+        if beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+        patience = 1.0 if patience is None else patience
+        if patience <= 0:
+            raise ValueError(f"patience must be > 0, got {patience}")
+        self.n_groups = n_groups
+        self.beam_size = beam_size
+        self.eot = eot
+        self.max_candidates = max(1, round(beam_size * patience))
+        # per group: finished sampled sequence (without eot) -> its cumulative log-probability
+        self.finished: list[dict[tuple[int, ...], float]] = [{} for _ in range(n_groups)]
+
+    def step(
+        self,
+        logits: torch.Tensor,
+        sampled: torch.Tensor,
+        sum_logprobs: torch.Tensor,
+        first: bool = False,
+    ) -> BeamStep:
+        """Extend every beam by one token.
+
+        Args:
+            logits: (N, V) float32, already filtered (-inf where forbidden).
+            sampled: (N, L) tokens sampled so far (read only for beams that finish now).
+            sum_logprobs: (N,) cumulative log-probabilities of the beams.
+            first: the beams of each group are still identical (the first sampled position).
+
+        Returns:
+            The next tokens, the rows they continue, and the new scores.
+        """
+        g, k = self.n_groups, self.beam_size
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        top_lp, top_tok = logprobs.topk(k + 1, dim=-1)  # (N, k + 1), best first
+        scores = (sum_logprobs[:, None] + top_lp).view(g, k, k + 1)
+        tokens = top_tok.view(g, k, k + 1)
+        source = torch.arange(g * k, device=logits.device).view(g, k, 1).expand(g, k, k + 1)
+        if first:
+            scores, tokens, source = scores[:, :1], tokens[:, :1], source[:, :1]
+        # candidates of a group in openai-whisper's order: by beam, then by rank within it
+        scores, tokens, source = scores.flatten(1), tokens.flatten(1), source.flatten(1)
+        order = scores.sort(dim=1, descending=True, stable=True).indices  # (G, C)
+        scores, tokens, source = (
+            scores.gather(1, order),
+            tokens.gather(1, order),
+            source.gather(1, order),
+        )
+        is_eot = tokens == self.eot
+        n_alive = (~is_eot).cumsum(dim=1)  # beams kept up to and including each candidate
+        keep = ~is_eot & (n_alive <= k)  # exactly k per group (at most one eot per beam)
+        newly_finished = is_eot & (n_alive < k)  # seen before the k-th beam was kept
+        if bool(newly_finished.any()):
+            self._collect(newly_finished, scores, source, sampled)
+        cols = keep.nonzero()[:, 1].view(g, k)  # row-major: kept candidates in score order
+        done = all(len(f) >= self.max_candidates for f in self.finished)
+        return BeamStep(
+            tokens.gather(1, cols).flatten(),
+            source.gather(1, cols).flatten(),
+            scores.gather(1, cols).flatten(),
+            done,
+        )
+
+    def _collect(
+        self,
+        newly_finished: torch.Tensor,
+        scores: torch.Tensor,
+        source: torch.Tensor,
+        sampled: torch.Tensor,
+    ) -> None:
+        """Add this step's finished candidates, best first, to groups that still have room."""
+        for group, col in newly_finished.nonzero().tolist():
+            finished = self.finished[group]
+            if len(finished) >= self.max_candidates:
+                continue
+            row = int(source[group, col])
+            finished[tuple(sampled[row].tolist())] = float(scores[group, col])
+
+    def finalize(
+        self, sampled: torch.Tensor, sum_logprobs: torch.Tensor
+    ) -> list[list[tuple[tuple[int, ...], float]]]:
+        """Candidates of each group: its finished sequences, topped up to beam_size with the
+        best unfinished beams (openai-whisper `finalize`).
+
+        Args:
+            sampled: (N, L) tokens of the live beams (without `eot`).
+            sum_logprobs: (N,) their scores.
+
+        Returns:
+            Per group, (sequence, cumulative log-probability) pairs.
+        """
+        k = self.beam_size
+        rows = sampled.tolist()
+        sums = sum_logprobs.view(self.n_groups, k)
+        for group, finished in enumerate(self.finished):
+            if len(finished) >= k:
+                continue
+            for j in sums[group].argsort(descending=True, stable=True).tolist():
+                seq = tuple(rows[group * k + j])
+                finished[seq] = float(sums[group, j])
+                if len(finished) >= k:
+                    break
+        return [list(f.items()) for f in self.finished]
 
 
 def length_normalized_scores(

@@ -118,3 +118,36 @@ def test_base_split_checkpoint_transcribes(tmp_path, tiny_pair):
     )
     assert list(results[0].tokens) == ref[0].sequences_ids[0]
     assert _words(results[0].text) == _words(truth)
+
+
+def test_tiny_en_beam_search_matches_faster_whisper(tiny_pair):
+    """openai-whisper's beam search (ours) and CTranslate2's agree on these files with
+    timestamps. (Without timestamps they differ on some files: CTranslate2 ranks and stops
+    its beams differently, e.g. it keeps searching after beam_size candidates finished.)"""
+    ours, fw = tiny_pair
+    speech = _speech()
+    mels = _faster_whisper_features(fw, [p for p, _ in speech])
+    fw_enc = fw.model.encode(ctranslate2.StorageView.from_array(mels), to_cpu=True)
+    prompt = list(ours.tokenizer.sot_sequence(timestamps=True))
+    theirs = fw.model.generate(
+        fw_enc, [prompt] * len(speech), beam_size=5, patience=1, length_penalty=1,
+        max_length=448, suppress_blank=True, suppress_tokens=[-1], max_initial_timestamp_index=50,
+    )  # fmt: skip
+    results = ours.generate(torch.from_numpy(mels), DecodingOptions(beam_size=5))
+    for (path, _), mine, ref in zip(speech, results, theirs):
+        assert list(mine.tokens) == ref.sequences_ids[0], path.name
+
+
+def test_tiny_en_bfloat16_transcribes_like_float32(tiny_pair):
+    """The opt-in bfloat16 mode (bf16 weights and matrix products, float32 residual stream,
+    norms and softmax) gives the float32 tokens on these files."""
+    ours, fw = tiny_pair
+    speech = _speech()
+    mels = torch.from_numpy(_faster_whisper_features(fw, [p for p, _ in speech]))
+    bf16 = from_pretrained("whisper-tiny.en", dtype=torch.bfloat16)
+    assert bf16.model.decoder.token_embedding.weight.dtype == torch.bfloat16
+    for options in (DecodingOptions(), DecodingOptions(without_timestamps=True)):
+        reference = ours.generate(mels, options)
+        for (path, _), mine, ref in zip(speech, bf16.generate(mels, options), reference):
+            assert mine.tokens == ref.tokens, path.name
+            assert mine.avg_logprob == pytest.approx(ref.avg_logprob, abs=0.05)

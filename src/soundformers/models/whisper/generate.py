@@ -1,7 +1,8 @@
 """Decoding for Whisper: prompts, logit rules, batched greedy/sampling, temperature fallback.
 
 Follows openai-whisper's `decoding.py` semantics (suppress-blank, suppress tokens, the
-timestamp rules, no-speech probability, average log-probability), written so that each step
+timestamp rules, beam search with patience, the maximum-likelihood ranker with length penalty,
+no-speech probability, average log-probability), written so that each step
 costs the same whatever the sequence length: the rules read a few per-row state tensors, the
 model reads a static KV cache.
 
@@ -16,9 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from ...generation.search import GreedySearch, length_normalized_scores
+from ...generation.search import BeamSearch, GreedySearch, length_normalized_scores
 from ...text.whisper_tokenizer import TIME_PRECISION, WhisperTokenizer
 from .model import Whisper
 
@@ -44,6 +44,9 @@ class DecodingOptions:
         temperature: 0 for greedy; > 0 samples.
         sample_len: most tokens to generate; default half the decoder context (224).
         best_of: with temperature > 0, candidates sampled per window (the best is kept).
+        beam_size: beams per window (beam search, temperature 0); None decodes greedily.
+        patience: with beam search, stop once round(beam_size * patience) candidates have
+            finished (None: 1.0, as openai-whisper).
         length_penalty: None ranks by log-probability / length; alpha uses ((5 + n) / 6)^alpha.
         prompt: previous text (str or ids) given after `<|startofprev|>`.
         prefix: text (str or ids) forced at the start of the output.
@@ -59,6 +62,8 @@ class DecodingOptions:
     temperature: float = 0.0
     sample_len: int | None = None
     best_of: int | None = None
+    beam_size: int | None = None
+    patience: float | None = None
     length_penalty: float | None = None
     prompt: str | Sequence[int] | None = None
     prefix: str | Sequence[int] | None = None
@@ -74,6 +79,18 @@ class DecodingOptions:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if self.best_of is not None and (self.best_of < 1 or self.temperature == 0):
             raise ValueError("best_of needs temperature > 0 and best_of >= 1 (greedy is one pass)")
+        if self.beam_size is not None:
+            if self.beam_size < 1:
+                raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+            if self.best_of is not None:
+                raise ValueError("beam_size and best_of can't be given together")
+            if self.temperature > 0:
+                raise ValueError(
+                    "beam search is deterministic: give beam_size with temperature 0, or "
+                    "best_of to sample at temperature > 0"
+                )
+        if self.patience is not None and (self.beam_size is None or self.patience <= 0):
+            raise ValueError("patience needs beam_size and must be > 0")
         if self.sample_len is not None and self.sample_len < 1:
             raise ValueError(f"sample_len must be >= 1, got {self.sample_len}")
         if self.max_initial_timestamp is not None and self.max_initial_timestamp < 0:
@@ -245,16 +262,14 @@ class LogitRules:
                 begin += list(config.begin_suppress_tokens)
             else:
                 begin += [*tokenizer.encode(" "), tokenizer.eot]
-        cols = torch.arange(n_vocab, device=device)
         if self.timestamps:
             begin += range(self.ts_begin)  # the first token must be a timestamp
             if options.max_initial_timestamp is not None:
                 last = self.ts_begin + round(options.max_initial_timestamp / TIME_PRECISION)
                 begin += range(last + 1, n_vocab)
         self.first = mask(begin)
-        self.cols = cols
-        self.is_ts = cols >= self.ts_begin
-        self.is_text = cols < self.eot
+        # relative index of each timestamp token: 0 for <|0.00|>
+        self.ts_offsets = torch.arange(n_vocab - self.ts_begin, device=device)
 
     def apply(
         self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: torch.Tensor
@@ -274,11 +289,11 @@ class LogitRules:
             if self.timestamps:
                 self._timestamp_rules(logits, tokens, step, last_ts)
         if self.timestamps:
-            logprobs = F.log_softmax(logits, dim=-1)
-            ts_logprob = logprobs[:, self.ts_begin :].logsumexp(dim=-1)
-            text_logprob = logprobs[:, : self.ts_begin].max(dim=-1).values
-            force = ts_logprob > text_logprob  # (N,)
-            logits.masked_fill_(force[:, None] & ~self.is_ts, float("-inf"))
+            # force a timestamp when their total probability beats every text token: compared
+            # on logits, as the softmax normaliser cancels out of both sides
+            ts_mass = logits[:, self.ts_begin :].logsumexp(dim=-1)
+            text_max = logits[:, : self.ts_begin].max(dim=-1).values
+            logits[:, : self.ts_begin].masked_fill_((ts_mass > text_max)[:, None], float("-inf"))
 
     def _timestamp_rules(
         self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: torch.Tensor
@@ -291,11 +306,13 @@ class LogitRules:
             penultimate_was_ts = torch.ones_like(last_was_ts)
         pair_closed = last_was_ts & penultimate_was_ts  # -> text (or eot) next
         pair_open = last_was_ts & ~penultimate_was_ts  # -> timestamp or eot next
+        timestamps = logits[:, self.ts_begin :]  # (N, n_timestamps) view
+        timestamps.masked_fill_(pair_closed[:, None], float("-inf"))
+        logits[:, : self.eot].masked_fill_(pair_open[:, None], float("-inf"))
         # no decreasing timestamps; a segment may end where it began only right after opening
-        floor = torch.where(pair_open, last_ts, last_ts + 1)  # first allowed timestamp id
-        forbid = (pair_closed[:, None] & self.is_ts) | (pair_open[:, None] & self.is_text)
-        forbid |= (last_ts >= 0)[:, None] & self.is_ts & (self.cols < floor[:, None])
-        logits.masked_fill_(forbid, float("-inf"))
+        # (rows without a timestamp yet have last_ts = -1: a negative floor forbids nothing)
+        floor = torch.where(pair_open, last_ts, last_ts + 1) - self.ts_begin
+        timestamps.masked_fill_(self.ts_offsets < floor[:, None], float("-inf"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,7 +357,8 @@ def decode(
     encoder_out: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> list[DecodingResult]:
-    """Decode a batch of 30 s windows (greedy, or sampling with best-of), one result per window.
+    """Decode a batch of 30 s windows (greedy, beam search, or sampling with best-of), one
+    result per window.
 
     Args:
         model: the Whisper model.
@@ -378,7 +396,7 @@ def decode(
     ]
     sample_begin = len(initial[0])
     sot_index = initial[0].index(tokenizer.sot)
-    n_group = options.best_of or 1
+    n_group = options.best_of or options.beam_size or 1  # rows per window
     sample_len = options.sample_len or model.config.n_text_ctx // 2
     max_len = min(sample_begin + sample_len, model.config.n_text_ctx)
     if sample_begin >= max_len:
@@ -387,7 +405,7 @@ def decode(
             f"the decoder's {model.config.n_text_ctx} positions"
         )
 
-    n = n_audio * n_group  # rows: each window repeated best_of times
+    n = n_audio * n_group  # rows: each window repeated best_of / beam_size times
     tokens = torch.full((n, max_len), tokenizer.eot, dtype=torch.long, device=device)
     tokens[:, :sample_begin] = torch.tensor(initial, device=device).repeat_interleave(n_group, 0)
     if n_group > 1:
@@ -396,7 +414,12 @@ def decode(
     cache = model.new_cache(n, max_len)
     positions = torch.arange(max_len, device=device)
     rules = LogitRules(tokenizer, options, config, sample_begin, model.config.n_vocab, device)
-    search = GreedySearch(tokenizer.eot, options.temperature, generator)
+    beam = (
+        BeamSearch(n_audio, n_group, tokenizer.eot, options.patience)
+        if options.beam_size is not None
+        else None
+    )
+    greedy = GreedySearch(tokenizer.eot, options.temperature, generator)
 
     logits = model.decode_step(tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin])
     no_speech_probs = logits[:, sot_index].softmax(dim=-1)[:, tokenizer.no_speech]
@@ -404,13 +427,25 @@ def decode(
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     sum_logprobs = torch.zeros(n, dtype=torch.float32, device=device)
     last_ts = torch.full((n,), -1, dtype=torch.long, device=device)
+    identity = torch.arange(n, device=device)
     end = max_len
     for step in range(sample_begin, max_len):
         rules.apply(logits, tokens, step, last_ts)
-        next_tokens = search.step(logits, finished, sum_logprobs)
+        if beam is not None:
+            chosen = beam.step(
+                logits, tokens[:, sample_begin:step], sum_logprobs, first=step == sample_begin
+            )
+            next_tokens, sum_logprobs, done = chosen.tokens, chosen.sum_logprobs, chosen.done
+            if not torch.equal(chosen.source, identity):  # beams moved: follow their parents
+                tokens = tokens.index_select(0, chosen.source)
+                last_ts = last_ts.index_select(0, chosen.source)
+                cache.reorder(chosen.source, length=step)
+        else:
+            next_tokens = greedy.step(logits, finished, sum_logprobs)
+            done = bool(finished.all())
         tokens[:, step] = next_tokens
         last_ts = torch.where(next_tokens >= tokenizer.timestamp_begin, next_tokens, last_ts)
-        if bool(finished.all()) or step + 1 == max_len:
+        if done or step + 1 == max_len:
             end = step + 1
             break
         logits = model.decode_step(
@@ -418,42 +453,54 @@ def decode(
         )
         logits = logits[:, -1]
 
-    return _results(
-        tokenizer, tokens[:, sample_begin:end], sum_logprobs, no_speech_probs, languages,
-        language_probs, options, n_group,
-    )  # fmt: skip
+    sampled = tokens[:, sample_begin:end]
+    if beam is not None:
+        candidates = beam.finalize(sampled, sum_logprobs)
+    else:
+        candidates = _row_candidates(tokenizer, sampled, sum_logprobs, n_audio, n_group)
+    no_speech = no_speech_probs[::n_group].tolist()  # the rows of a window share the prompt
+    return _results(tokenizer, candidates, no_speech, languages, language_probs, options)
+
+
+def _row_candidates(
+    tokenizer: WhisperTokenizer,
+    sampled: torch.Tensor,
+    sum_logprobs: torch.Tensor,
+    n_audio: int,
+    n_group: int,
+) -> list[list[tuple[tuple[int, ...], float]]]:
+    """Each row cut at its first `<|endoftext|>`, grouped by window: (sequence, score) pairs."""
+    rows = sampled.tolist()
+    seqs = [tuple(row[: row.index(tokenizer.eot)] if tokenizer.eot in row else row) for row in rows]
+    sums = sum_logprobs.tolist()
+    return [
+        [(seqs[r], sums[r]) for r in range(a * n_group, (a + 1) * n_group)] for a in range(n_audio)
+    ]
 
 
 def _results(
     tokenizer: WhisperTokenizer,
-    sampled: torch.Tensor,
-    sum_logprobs: torch.Tensor,
-    no_speech_probs: torch.Tensor,
+    candidates: list[list[tuple[tuple[int, ...], float]]],
+    no_speech: list[float],
     languages: list[str],
     language_probs: list[dict[str, float] | None],
     options: DecodingOptions,
-    n_group: int,
 ) -> list[DecodingResult]:
-    """Cut each row at its first `<|endoftext|>`, keep the best of each group, build results."""
-    rows = sampled.tolist()
-    seqs = [row[: row.index(tokenizer.eot)] if tokenizer.eot in row else row for row in rows]
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.float32)
-    scores = length_normalized_scores(sum_logprobs.cpu(), lengths, options.length_penalty)
-    sums = sum_logprobs.tolist()
-    no_speech = no_speech_probs.tolist()
+    """Keep the best candidate of each window (maximum likelihood with length penalty)."""
     results = []
-    for a in range(len(languages)):
-        group = range(a * n_group, (a + 1) * n_group)
-        best = max(group, key=lambda r: float(scores[r]))
-        seq = seqs[best]
-        text = tokenizer.decode(seq)
+    for a, group in enumerate(candidates):
+        lengths = torch.tensor([len(seq) for seq, _ in group], dtype=torch.float32)
+        sums = torch.tensor([score for _, score in group], dtype=torch.float32)
+        scores = length_normalized_scores(sums, lengths, options.length_penalty)
+        seq, sum_logprob = group[int(scores.argmax())]
+        text = tokenizer.decode(list(seq))
         results.append(
             DecodingResult(
                 tokens=tuple(seq),
                 text=text,
                 language=languages[a],
-                avg_logprob=sums[best] / (len(seq) + 1),
-                no_speech_prob=no_speech[best],
+                avg_logprob=sum_logprob / (len(seq) + 1),
+                no_speech_prob=no_speech[a],
                 temperature=options.temperature,
                 compression_ratio=compression_ratio(text),
                 language_probs=language_probs[a],
@@ -520,7 +567,11 @@ def decode_with_fallback(
     results: list[DecodingResult | None] = [None] * encoder_out.shape[0]
     pending = list(range(encoder_out.shape[0]))
     for i, t in enumerate(fallback.temperatures):
-        opts = replace(options, temperature=t, best_of=fallback.best_of if t > 0 else None)
+        if t > 0:  # sampling: best_of candidates; beam search only at temperature 0
+            opts = replace(options, temperature=t, best_of=fallback.best_of, beam_size=None,
+                           patience=None)  # fmt: skip
+        else:
+            opts = replace(options, temperature=t, best_of=None)
         batch = decode(
             model, tokenizer, None, opts, config=config, encoder_out=encoder_out[pending],
             generator=generator,
