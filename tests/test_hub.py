@@ -18,12 +18,17 @@ def test_bundled_aliases(alias):
     ):
         pytest.skip(f"{alias}: its packages are not installed")
     files = hub.resolve_model(alias)
-    assert files.file("config.json") and files.file("tokenizer.json")
     assert all(p.is_file() for p in files.weights)
-    names = [p.name for p in files.weights]
-    assert names == (
-        ["model.bin"] if alias == "whisper-tiny.en" else ["model.bin.part1", "model.bin.part2"]
-    )
+    expected = {
+        "whisper-tiny.en": ["model.bin"],
+        "whisper-base": ["model.bin.part1", "model.bin.part2"],
+        "en_US-joe-medium": ["en_US-joe-medium.onnx"],
+    }
+    assert [p.name for p in files.weights] == expected[alias]
+    if alias.startswith("whisper"):
+        assert files.file("config.json") and files.file("tokenizer.json")
+    else:  # a Piper voice: its config is the .onnx.json beside the weights
+        assert files.weights[0].with_suffix(".onnx.json").is_file()
 
 
 def test_missing_alias_package_names_what_to_install(monkeypatch):

@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "Value": ".datasets.features",
     "ClassLabel": ".datasets.features",
     "concatenate_datasets": ".datasets.arrow",
+    "save_audio": ".audio.output",
 }
 # submodules reachable as attributes: soundformers.audio, soundformers.metrics, ...
 _SUBMODULES = ("audio", "formats", "metrics", "models", "pipelines", "text")
@@ -74,6 +75,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs only; never executed
     from . import audio, formats, metrics, models, pipelines, text
     from .audio.io import Waveform, load_audio
+    from .audio.output import save_audio
     from .audio.resampling import resample
     from .datasets.arrow import Dataset, concatenate_datasets
     from .datasets.dict import DatasetDict

@@ -66,6 +66,26 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _speak(args: argparse.Namespace) -> int:
+    from .audio.output import save_audio
+    from .pipelines import pipeline
+
+    if args.file is not None:
+        text = Path(args.file).read_text(encoding="utf-8")
+    elif args.text is not None:
+        text = args.text
+    else:
+        text = sys.stdin.read()
+    speaker = int(args.speaker) if args.speaker and args.speaker.isdigit() else args.speaker
+    tts = pipeline("text-to-speech", model=args.voice, device=args.device)
+    result = tts(text, length_scale=args.speed, speaker=speaker, seed=args.seed,
+                 progress=len(text) > 500)  # fmt: skip
+    out = save_audio(args.output, result["audio"], result["sampling_rate"])
+    seconds = len(result["audio"]) / result["sampling_rate"]
+    print(f"{out}: {seconds:.2f} s at {result['sampling_rate']} Hz", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `soundformers` command."""
     from .formats import FORMATS
@@ -99,6 +119,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None)
     t.add_argument("--verbose", "-v", action="store_true", help="print timings to stderr")
     t.set_defaults(run=_transcribe)
+    s = commands.add_parser("speak", help="text to speech (VITS: Piper voices, MMS-TTS)")
+    s.add_argument("text", nargs="?", default=None, help="text to say (default: --file or stdin)")
+    s.add_argument("--file", "-f", default=None, help="read the text from this file")
+    s.add_argument("--output", "-o", required=True, help="audio file: .wav, .flac, .ogg, .mp3")
+    s.add_argument(
+        "--voice", default=None, help="Piper .onnx, MMS-TTS folder or hub id (default: bundled)"
+    )
+    s.add_argument("--speed", type=float, default=None, help="length scale: > 1 is slower")
+    s.add_argument("--speaker", default=None, help="speaker name or id (multi-speaker voices)")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--device", default=None)
+    s.set_defaults(run=_speak)
     return parser
 
 

@@ -47,3 +47,8 @@ class DatasetError(SoundformersError, ValueError):
 class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """`load_dataset` found no data: a folder with no audio, a missing file, or a hub id that is
     neither downloadable nor in the local cache."""
+
+
+class TextToSpeechError(SoundformersError, ValueError):
+    """Text-to-speech input is unusable: empty text, text with nothing the voice can pronounce,
+    an unknown speaker. The message names the input and what to pass instead."""

