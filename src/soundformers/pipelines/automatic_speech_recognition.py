@@ -3,6 +3,8 @@
 >>> asr = soundformers.pipeline("automatic-speech-recognition")      # bundled whisper-tiny.en
 >>> asr("talk.mp3", return_timestamps=True)
 {'text': ' ...', 'chunks': [{'text': ' ...', 'timestamp': (0.0, 4.1)}, ...], 'language': 'en'}
+>>> asr("talk.mp3", return_timestamps="word")["chunks"][:2]
+[{'text': ' Hello,', 'timestamp': (0.0, 0.52)}, {'text': ' and', 'timestamp': (0.52, 0.7)}]
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
 
     Call it with one input, a list, or an iterable (see `Pipeline.__call__`), and:
 
-    - return_timestamps: False (text only), True (segment timestamps in "chunks").
+    - return_timestamps: False (text only), True (segment timestamps in "chunks"), "word"
+      (one chunk per word, timed by DTW over the alignment heads' cross-attention).
     - chunk_length_s: longest piece in "batched" long-form mode (at most 30).
     - long_form: how audio longer than 30 s is read: "sequential" (default; window after
       window, each conditioned on the previous text, as openai-whisper) or "batched" (cut at
@@ -60,7 +63,8 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
       `DecodingOptions`/`FallbackOptions`.
 
     Returns per input ``{"text": str, "language": str | None}`` plus ``"chunks": [{"text",
-    "timestamp": (start_s, end_s)}]`` when `return_timestamps` is true.
+    "timestamp": (start_s, end_s)}]`` when `return_timestamps` is true (per segment) or
+    "word" (per word, its text with its leading space).
     """
 
     task = "automatic-speech-recognition"
@@ -71,15 +75,17 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
 
     def _check_params(
         self,
-        return_timestamps: bool = False,
+        return_timestamps: bool | Literal["word"] = False,
         chunk_length_s: float = 30.0,
         long_form: Literal["sequential", "batched"] = "sequential",
         generate_kwargs: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        if return_timestamps not in (True, False):
+        if not (
+            return_timestamps is True or return_timestamps is False or return_timestamps == "word"
+        ):
             raise SoundformersError(
-                f"return_timestamps must be True or False, got {return_timestamps!r} (word-level "
-                "timestamps are not available yet)"
+                f"return_timestamps must be False, True (segments) or 'word', got "
+                f"{return_timestamps!r}"
             )
         if long_form not in LONG_FORM_MODES:
             raise SoundformersError(
@@ -91,7 +97,7 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
             )
         decoding, fallback, extra = self._split_generate_kwargs(dict(generate_kwargs or {}))
         return {
-            "return_timestamps": bool(return_timestamps),
+            "return_timestamps": return_timestamps,
             "chunk_length_s": float(chunk_length_s),
             "long_form": long_form,
             "decoding": decoding,
@@ -130,17 +136,25 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
             results = transcribe_batched(
                 self.model, audios, params["decoding"], params["fallback"],
                 chunk_length_s=params["chunk_length_s"], batch_size=max(len(audios), 8),
+                word_timestamps=params["return_timestamps"] == "word",
             )  # fmt: skip
         else:
             results = transcribe_sequential(
                 self.model, audios, params["decoding"], params["fallback"],
                 condition_on_previous_text=params["condition_on_previous_text"],
                 initial_prompt=params["initial_prompt"],
+                word_timestamps=params["return_timestamps"] == "word",
             )  # fmt: skip
         outputs = []
         for result in results:
             out: dict[str, Any] = {"text": result.text}
-            if params["return_timestamps"]:
+            if params["return_timestamps"] == "word":
+                out["chunks"] = [
+                    {"text": w.word, "timestamp": (round(w.start, 2), round(w.end, 2))}
+                    for s in result.segments
+                    for w in s.words
+                ]
+            elif params["return_timestamps"]:
                 out["chunks"] = [
                     {"text": s.text, "timestamp": (round(s.start, 2), round(s.end, 2))}
                     for s in result.segments

@@ -10,6 +10,7 @@ differ by one (`<|endoftext|>` is 50256 in tiny.en, 50257 in base).
 
 from __future__ import annotations
 
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,6 +21,8 @@ from ..errors import CheckpointError
 __all__ = ["TIME_PRECISION", "TimedText", "WhisperTokenizer"]
 
 TIME_PRECISION = 0.02  # seconds per timestamp token step
+# languages written without spaces between words: split at character boundaries instead
+_NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
 N_TIMESTAMPS = 1501  # <|0.00|> ... <|30.00|>
 
 # punctuation and symbols openai-whisper suppresses with suppress_tokens="-1"
@@ -299,3 +302,55 @@ class WhisperTokenizer:
         if run:
             spans.append(TimedText(start, None, self.decode(run), tuple(run)))
         return spans
+
+    # ---- words (for word timestamps) ------------------------------------------------------
+
+    def split_to_word_tokens(
+        self, ids: Sequence[int], language: str | None = None
+    ) -> tuple[list[str], list[list[int]]]:
+        """Group token ids into words: (words, the ids of each word), in order.
+
+        A new word starts at a token that begins with a space, at punctuation and at special
+        tokens (openai-whisper's rule); languages written without spaces (zh, ja, th, lo, my,
+        yue) are split at every complete character instead. The words concatenate to the
+        decoded text, special tokens written as `<|name|>`.
+        """
+        pieces, groups = self._split_on_characters(ids)
+        if language in _NO_SPACE_LANGUAGES:
+            return pieces, groups
+        words: list[str] = []
+        word_ids: list[list[int]] = []
+        for piece, group in zip(pieces, groups):
+            starts_word = (
+                not words
+                or group[0] >= self.eot
+                or piece.startswith(" ")
+                or piece.strip() in string.punctuation
+            )
+            if starts_word:
+                words.append(piece)
+                word_ids.append(list(group))
+            else:
+                words[-1] += piece
+                word_ids[-1].extend(group)
+        return words, word_ids
+
+    def _split_on_characters(self, ids: Sequence[int]) -> tuple[list[str], list[list[int]]]:
+        """Cut ids into the shortest runs that decode to whole characters (a byte-level BPE
+        token can hold part of a multi-byte character, decoded as U+FFFD until completed)."""
+        full = self._tok.decode(list(ids), skip_special_tokens=False)
+        pieces: list[str] = []
+        groups: list[list[int]] = []
+        run: list[int] = []
+        offset = 0
+        for i in ids:
+            run.append(i)
+            text = self._tok.decode(run, skip_special_tokens=False)
+            bad = text.find("\ufffd")
+            # complete, or the replacement character is really in the text
+            if bad < 0 or (offset + bad < len(full) and full[offset + bad] == "\ufffd"):
+                pieces.append(text)
+                groups.append(run)
+                run = []
+                offset += len(text)
+        return pieces, groups

@@ -1,9 +1,9 @@
 """Whisper, natively: model, checkpoint conversion and decoding.
 
-    >>> from soundformers.models.whisper import from_pretrained, DecodingOptions
-    >>> whisper = from_pretrained("whisper-tiny.en")          # bundled, CTranslate2 weights
-    >>> results = whisper.generate(mel, DecodingOptions())    # mel: (B, 80, 3000) log-mel
-    >>> results[0].text, results[0].tokens
+>>> from soundformers.models.whisper import from_pretrained, DecodingOptions
+>>> whisper = from_pretrained("whisper-tiny.en")          # bundled, CTranslate2 weights
+>>> results = whisper.generate(mel, DecodingOptions())    # mel: (B, 80, 3000) log-mel
+>>> results[0].text, results[0].tokens
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from ...generation.search import BeamSearch, GreedySearch, length_normalized_scores
-from ...text.whisper_tokenizer import TIME_PRECISION, WhisperTokenizer
+from ...text.whisper_tokenizer import WhisperTokenizer
+from .logit_rules import LogitRules
 from .model import Whisper
 
 __all__ = [
@@ -178,7 +179,11 @@ def _as_ids(tokenizer: WhisperTokenizer, text: str | Sequence[int] | None) -> li
 
 
 def _initial_tokens(
-    tokenizer: WhisperTokenizer, options: DecodingOptions, language: str | None, n_text_ctx: int
+    tokenizer: WhisperTokenizer,
+    options: DecodingOptions,
+    language: str | None,
+    n_text_ctx: int,
+    prompt: str | Sequence[int] | None,
 ) -> list[int]:
     """`[<|startofprev|> prompt] <|sot|> [<|lang|> <|task|>] [<|notimestamps|>] [prefix]`."""
     tokens = list(tokenizer.sot_sequence(language, options.task, not options.without_timestamps))
@@ -186,133 +191,10 @@ def _initial_tokens(
     if prefix:
         max_prefix = n_text_ctx // 2
         tokens += prefix[-max_prefix:]
-    prompt = _as_ids(tokenizer, options.prompt)
-    if prompt:
-        tokens = [tokenizer.sot_prev, *prompt[-(n_text_ctx // 2 - 1) :], *tokens]
+    prompt_ids = _as_ids(tokenizer, prompt)
+    if prompt_ids:
+        tokens = [tokenizer.sot_prev, *prompt_ids[-(n_text_ctx // 2 - 1) :], *tokens]
     return tokens
-
-
-def _suppress_ids(
-    tokenizer: WhisperTokenizer, options: DecodingOptions, config: WhisperGenerationConfig
-) -> list[int]:
-    spec = options.suppress_tokens
-    if spec is None or (not isinstance(spec, str) and len(spec) == 0):
-        ids: set[int] = set()
-    elif isinstance(spec, str):
-        ids = {int(t) for t in spec.split(",") if t.strip()}
-    else:
-        ids = {int(t) for t in spec}
-    if -1 in ids:
-        ids.discard(-1)
-        if config.suppress_tokens is not None:
-            ids.update(config.suppress_tokens)
-        else:
-            ids.update(tokenizer.non_speech_tokens)
-    # never sample these, whatever the list says (openai-whisper does the same)
-    ids.update(
-        [tokenizer.transcribe, tokenizer.translate, tokenizer.sot, tokenizer.sot_prev,
-         tokenizer.sot_lm, tokenizer.no_speech]
-    )  # fmt: skip
-    return sorted(ids)
-
-
-# --------------------------------------------------------------------------------------------
-# Logit rules. Each reads only O(batch) state, so a step costs the same at any length.
-
-
-class LogitRules:
-    """Suppress-blank, suppressed tokens and the timestamp rules, applied in place.
-
-    Timestamp rules (openai-whisper `ApplyTimestampRules`):
-      - `<|notimestamps|>` is never sampled;
-      - timestamps come in pairs: after a lone timestamp, another timestamp or `<|endoftext|>`;
-        after a pair, text;
-      - timestamps never decrease, and a segment has non-zero length;
-      - the first token is a timestamp, at most `max_initial_timestamp` seconds;
-      - when the timestamps' total probability beats every text token, a timestamp is forced.
-    """
-
-    def __init__(
-        self,
-        tokenizer: WhisperTokenizer,
-        options: DecodingOptions,
-        config: WhisperGenerationConfig,
-        sample_begin: int,
-        n_vocab: int,
-        device: torch.device,
-    ) -> None:
-        self.sample_begin = sample_begin
-        self.eot = tokenizer.eot
-        self.ts_begin = tokenizer.timestamp_begin
-        self.timestamps = not options.without_timestamps
-        self.no_timestamps = tokenizer.no_timestamps
-
-        def mask(ids: Sequence[int]) -> torch.Tensor:
-            m = torch.zeros(n_vocab, dtype=torch.bool, device=device)
-            m[[i for i in ids if i < n_vocab]] = True
-            return m
-
-        always = _suppress_ids(tokenizer, options, config)
-        if self.timestamps:
-            always.append(self.no_timestamps)
-        self.always = mask(always)
-        begin = list(always)
-        if options.suppress_blank:
-            if config.begin_suppress_tokens is not None:
-                begin += list(config.begin_suppress_tokens)
-            else:
-                begin += [*tokenizer.encode(" "), tokenizer.eot]
-        if self.timestamps:
-            begin += range(self.ts_begin)  # the first token must be a timestamp
-            if options.max_initial_timestamp is not None:
-                last = self.ts_begin + round(options.max_initial_timestamp / TIME_PRECISION)
-                begin += range(last + 1, n_vocab)
-        self.first = mask(begin)
-        # relative index of each timestamp token: 0 for <|0.00|>
-        self.ts_offsets = torch.arange(n_vocab - self.ts_begin, device=device)
-
-    def apply(
-        self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: torch.Tensor
-    ) -> None:
-        """Mask `logits` (N, V) for sampling position `step` (absolute) in place.
-
-        Args:
-            logits: (N, V) float32.
-            tokens: (N, max_len) token buffer; positions before `step` are filled.
-            step: index of the position being sampled.
-            last_ts: (N,) the last sampled timestamp id per row, -1 if none yet.
-        """
-        if step == self.sample_begin:
-            logits.masked_fill_(self.first, float("-inf"))
-        else:
-            logits.masked_fill_(self.always, float("-inf"))
-            if self.timestamps:
-                self._timestamp_rules(logits, tokens, step, last_ts)
-        if self.timestamps:
-            # force a timestamp when their total probability beats every text token: compared
-            # on logits, as the softmax normaliser cancels out of both sides
-            ts_mass = logits[:, self.ts_begin :].logsumexp(dim=-1)
-            text_max = logits[:, : self.ts_begin].max(dim=-1).values
-            logits[:, : self.ts_begin].masked_fill_((ts_mass > text_max)[:, None], float("-inf"))
-
-    def _timestamp_rules(
-        self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: torch.Tensor
-    ) -> None:
-        n_sampled = step - self.sample_begin
-        last_was_ts = tokens[:, step - 1] >= self.ts_begin
-        if n_sampled >= 2:
-            penultimate_was_ts = tokens[:, step - 2] >= self.ts_begin
-        else:
-            penultimate_was_ts = torch.ones_like(last_was_ts)
-        pair_closed = last_was_ts & penultimate_was_ts  # -> text (or eot) next
-        pair_open = last_was_ts & ~penultimate_was_ts  # -> timestamp or eot next
-        timestamps = logits[:, self.ts_begin :]  # (N, n_timestamps) view
-        timestamps.masked_fill_(pair_closed[:, None], float("-inf"))
-        logits[:, : self.eot].masked_fill_(pair_open[:, None], float("-inf"))
-        # no decreasing timestamps; a segment may end where it began only right after opening
-        # (rows without a timestamp yet have last_ts = -1: a negative floor forbids nothing)
-        floor = torch.where(pair_open, last_ts, last_ts + 1) - self.ts_begin
-        timestamps.masked_fill_(self.ts_offsets < floor[:, None], float("-inf"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,9 +238,14 @@ def decode(
     config: WhisperGenerationConfig | None = None,
     encoder_out: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    prompts: Sequence[str | Sequence[int] | None] | None = None,
 ) -> list[DecodingResult]:
     """Decode a batch of 30 s windows (greedy, beam search, or sampling with best-of), one
     result per window.
+
+    Windows may have prompts of different lengths (`prompts`): their start sequences are
+    left-padded to the longest, the padding masked out of self-attention and positions
+    counted from each row's own first token, so each window decodes as it would alone.
 
     Args:
         model: the Whisper model.
@@ -368,6 +255,7 @@ def decode(
         config: the checkpoint's decoding defaults.
         encoder_out: (B, 1500, D) precomputed encoder output.
         generator: random generator for temperature > 0.
+        prompts: B per-window previous texts (str, ids or None), replacing `options.prompt`.
 
     Returns:
         B results, in input order.
@@ -391,11 +279,16 @@ def decode(
     else:
         languages = ["en"] * n_audio
 
+    if prompts is None:
+        prompts = [options.prompt] * n_audio
+    elif len(prompts) != n_audio:
+        raise ValueError(f"got {len(prompts)} prompts for {n_audio} windows; give one per window")
     initial = [
-        _initial_tokens(tokenizer, options, lang, model.config.n_text_ctx) for lang in languages
+        _initial_tokens(tokenizer, options, lang, model.config.n_text_ctx, prompt)
+        for lang, prompt in zip(languages, prompts)
     ]
-    sample_begin = len(initial[0])
-    sot_index = initial[0].index(tokenizer.sot)
+    sample_begin = max(len(i) for i in initial)
+    pads = [sample_begin - len(i) for i in initial]  # left padding of each window's rows
     n_group = options.best_of or options.beam_size or 1  # rows per window
     sample_len = options.sample_len or model.config.n_text_ctx // 2
     max_len = min(sample_begin + sample_len, model.config.n_text_ctx)
@@ -406,8 +299,15 @@ def decode(
         )
 
     n = n_audio * n_group  # rows: each window repeated best_of / beam_size times
-    tokens = torch.full((n, max_len), tokenizer.eot, dtype=torch.long, device=device)
-    tokens[:, :sample_begin] = torch.tensor(initial, device=device).repeat_interleave(n_group, 0)
+    tokens = torch.full((n_audio, max_len), tokenizer.eot, dtype=torch.long, device=device)
+    for row, (pad, ids) in enumerate(zip(pads, initial)):
+        tokens[row, pad:sample_begin] = torch.tensor(ids, device=device)
+    tokens = tokens.repeat_interleave(n_group, 0)
+    # per row: first slot (None when no row is padded: the unmasked fast path) and <|sot|> slot
+    start = torch.tensor(pads, device=device).repeat_interleave(n_group) if any(pads) else None
+    sot_slots = torch.tensor(
+        [pad + ids.index(tokenizer.sot) for pad, ids in zip(pads, initial)], device=device
+    ).repeat_interleave(n_group)
     if n_group > 1:
         encoder_out = encoder_out.repeat_interleave(n_group, dim=0)
     cross_kv = model.cross_kv(encoder_out)
@@ -421,8 +321,11 @@ def decode(
     )
     greedy = GreedySearch(tokenizer.eot, options.temperature, generator)
 
-    logits = model.decode_step(tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin])
-    no_speech_probs = logits[:, sot_index].softmax(dim=-1)[:, tokenizer.no_speech]
+    logits = model.decode_step(
+        tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin], start
+    )
+    no_speech_probs = logits[torch.arange(n, device=device), sot_slots].softmax(dim=-1)
+    no_speech_probs = no_speech_probs[:, tokenizer.no_speech]
     logits = logits[:, -1]
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     sum_logprobs = torch.zeros(n, dtype=torch.float32, device=device)
@@ -449,7 +352,7 @@ def decode(
             end = step + 1
             break
         logits = model.decode_step(
-            next_tokens[:, None], cross_kv, cache, positions[step : step + 1]
+            next_tokens[:, None], cross_kv, cache, positions[step : step + 1], start
         )
         logits = logits[:, -1]
 
@@ -551,19 +454,26 @@ class FallbackOptions:
 def decode_with_fallback(
     model: Whisper,
     tokenizer: WhisperTokenizer,
-    mel: torch.Tensor,
+    mel: torch.Tensor | None,
     options: DecodingOptions,
     fallback: FallbackOptions,
     *,
     config: WhisperGenerationConfig | None = None,
     generator: torch.Generator | None = None,
+    encoder_out: torch.Tensor | None = None,
+    prompts: Sequence[str | Sequence[int] | None] | None = None,
 ) -> list[DecodingResult]:
     """Decode a batch; re-decode only the windows that fail, at the next temperature.
 
-    The encoder runs once; each retry decodes just the failing windows, batched.
+    The encoder runs once (or not at all, given `encoder_out` (B, 1500, D)); each retry
+    decodes just the failing windows, batched. `prompts`: per-window previous text, as in
+    `decode`.
     """
-    with torch.inference_mode():
-        encoder_out = model.encode(mel)
+    if encoder_out is None:
+        if mel is None:
+            raise ValueError("decode_with_fallback needs mel features or encoder_out")
+        with torch.inference_mode():
+            encoder_out = model.encode(mel)
     results: list[DecodingResult | None] = [None] * encoder_out.shape[0]
     pending = list(range(encoder_out.shape[0]))
     for i, t in enumerate(fallback.temperatures):
@@ -575,6 +485,7 @@ def decode_with_fallback(
         batch = decode(
             model, tokenizer, None, opts, config=config, encoder_out=encoder_out[pending],
             generator=generator,
+            prompts=None if prompts is None else [prompts[i] for i in pending],
         )  # fmt: skip
         last = i == len(fallback.temperatures) - 1
         still = []
@@ -614,33 +525,48 @@ class WhisperForConditionalGeneration:
     def n_mels(self) -> int:
         return self.model.config.n_mels
 
+    def encode(self, mel: torch.Tensor) -> torch.Tensor:
+        """Encoder output of 30 s windows: mel (B, n_mels, 3000) -> (B, 1500, D)."""
+        with torch.inference_mode():
+            return self.model.encode(mel.to(self.model.device))
+
     def generate(
         self,
-        mel: torch.Tensor,
+        mel: torch.Tensor | None = None,
         options: DecodingOptions | None = None,
         *,
         fallback: FallbackOptions | None = None,
         generator: torch.Generator | None = None,
+        encoder_out: torch.Tensor | None = None,
+        prompts: Sequence[str | Sequence[int] | None] | None = None,
     ) -> list[DecodingResult]:
         """Transcribe a batch of 30 s windows.
 
         Args:
-            mel: (B, n_mels, 3000) log-mel features (on the model's device).
+            mel: (B, n_mels, 3000) log-mel features; or give `encoder_out`.
             options: decoding options; default greedy with timestamps.
             fallback: retry failing windows at higher temperatures (None: one pass).
             generator: random generator for sampling.
+            encoder_out: (B, 1500, D) from `encode(mel)`, when the caller needs it again
+                (word timestamps).
+            prompts: B per-window previous texts (str, ids or None), of any lengths, in place
+                of `options.prompt`.
 
         Returns:
             One `DecodingResult` per window, in order.
         """
         options = DecodingOptions() if options is None else options
-        mel = mel.to(self.model.device)
+        if encoder_out is None:
+            if mel is None:
+                raise ValueError("generate needs mel features or encoder_out")
+            encoder_out = self.encode(mel)
         if fallback is not None:
             return decode_with_fallback(
-                self.model, self.tokenizer, mel, options, fallback,
-                config=self.generation_config, generator=generator,
+                self.model, self.tokenizer, None, options, fallback,
+                config=self.generation_config, generator=generator, encoder_out=encoder_out,
+                prompts=prompts,
             )  # fmt: skip
         return decode(
-            self.model, self.tokenizer, mel, options, config=self.generation_config,
-            generator=generator,
+            self.model, self.tokenizer, None, options, config=self.generation_config,
+            generator=generator, encoder_out=encoder_out, prompts=prompts,
         )  # fmt: skip

@@ -254,6 +254,48 @@ class TextDecoder(nn.Module):
             x = block(x, kv, is_causal=True)
         return self.logits(x)
 
+    def alignment_scores(
+        self, tokens: torch.Tensor, cross_kv: CrossKV, heads: list[tuple[int, int]]
+    ) -> torch.Tensor:
+        """Teacher-forced pass that keeps the cross-attention of a few heads only.
+
+        Runs the blocks up to the last layer named in `heads` (no cache, no logits) and, in
+        each layer that has selected heads, computes those heads' query-key products
+        alongside the usual attention. Nothing else of the attention is kept, so memory is
+        (B, len(heads), T, S) whatever the model size.
+
+        Args:
+            tokens: (B, T) token ids (right padding is harmless: attention is causal).
+            cross_kv: from `Whisper.cross_kv`, at least up to the last selected layer.
+            heads: (layer, head) pairs.
+
+        Returns:
+            (B, len(heads), T, S) float32 scaled scores q.k / sqrt(Dh), before the softmax,
+            in the order of `heads`.
+        """
+        last = max(layer for layer, _ in heads)
+        per_layer: dict[int, list[int]] = {}
+        for layer, head in heads:
+            per_layer.setdefault(layer, []).append(head)
+        found: dict[tuple[int, int], torch.Tensor] = {}
+        x = self.token_embedding(tokens).float() + self.positional_embedding[: tokens.shape[1]]
+        for layer, block in enumerate(self.blocks[: last + 1]):
+            assert block.cross_attn is not None and block.cross_attn_ln is not None
+            x = x + block.attn(block.attn_ln(x), is_causal=True)
+            h = block.cross_attn_ln(x)
+            k, v = cross_kv[layer]  # (B, H, S, Dh)
+            if layer in per_layer:
+                index = torch.tensor(per_layer[layer], device=tokens.device)
+                q = _split_heads(block.cross_attn.query(h), self.n_head)  # (B, H, T, Dh)
+                q, k_sel = q.index_select(1, index), k.index_select(1, index)
+                scores = (q @ k_sel.transpose(-1, -2)).float() * q.shape[-1] ** -0.5
+                for i, head in enumerate(per_layer[layer]):
+                    found[layer, head] = scores[:, i]  # (B, T, S)
+            x = x + block.cross_attn.attend(h, k, v)
+            if layer < last:
+                x = x + block.mlp(block.mlp_ln(x))
+        return torch.stack([found[pair] for pair in heads], dim=1)
+
     def step_weights(self) -> StepWeights:
         """The fused weights of the cached step, derived on first use and whenever the
         parameters were replaced or modified in place since."""
@@ -284,23 +326,40 @@ class TextDecoder(nn.Module):
         cross_kv: CrossKV,
         cache: StaticKVCache,
         input_pos: torch.Tensor,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """New tokens (B, T) at positions `input_pos` (T,) -> logits (B, T, V), cache updated.
+        """New tokens (B, T) at cache slots `input_pos` (T,) -> logits (B, T, V), cache updated.
 
         The same arithmetic as `forward`, with the fused weights of `step_weights()`. A single
-        new token (T = 1, the hot path) attends to the cache up to its own position, sliced,
-        with no mask; several tokens (a prompt) use a causal mask over the whole cache.
+        new token (T = 1, the hot path) attends to the cache up to its own slot, sliced, with
+        no mask; several tokens (a prompt) use a causal mask over the whole cache.
+
+        `start` (B,) left-pads rows of different lengths: row b's sequence begins at slot
+        `start[b]`; slots before it are padding that no real token attends to, and the token
+        in slot j takes position j - start[b]. A padding slot attends to itself only (so it
+        stays finite); its output is meaningless.
         """
         w = self.step_weights()
         b, t = tokens.shape
-        x = self.token_embedding(tokens).float() + self.positional_embedding[input_pos]  # (B, T, D)
+        if start is None:
+            pos = self.positional_embedding[input_pos]  # (T, D)
+        else:
+            pos = self.positional_embedding[(input_pos - start[:, None]).clamp(min=0)]  # (B, T, D)
+        x = self.token_embedding(tokens).float() + pos  # (B, T, D)
         if t == 1:
             length = int(input_pos[0]) + 1
             mask = None
+            if start is not None:  # (B, 1, 1, length): the row's own slots
+                slots = torch.arange(length, device=tokens.device)
+                mask = (slots >= start[:, None])[:, None, None]
         else:
             length = cache.max_len
-            # (T, max_len): position j is visible to the token at input_pos[i] iff j <= input_pos[i]
-            mask = torch.arange(length, device=tokens.device) <= input_pos[:, None]
+            slots = torch.arange(length, device=tokens.device)
+            # (T, max_len): slot j is visible to the token in slot input_pos[i] iff j <= it
+            mask = slots <= input_pos[:, None]
+            if start is not None:  # (B, 1, T, max_len)
+                own = (slots >= start[:, None, None]) | (slots == input_pos[:, None])
+                mask = (mask & own)[:, None]
         for layer, block in enumerate(self.blocks):
             assert block.cross_attn is not None and block.cross_attn_ln is not None
             # self-attention, keys and values written to the cache
@@ -358,16 +417,18 @@ class Whisper(nn.Module):
             )
         return self.encoder(mel.to(self.dtype))
 
-    def cross_kv(self, encoder_out: torch.Tensor) -> CrossKV:
-        """Cross-attention keys/values of every decoder layer, computed once per window.
+    def cross_kv(self, encoder_out: torch.Tensor, n_layers: int | None = None) -> CrossKV:
+        """Cross-attention keys/values of the decoder layers, computed once per window.
 
         Args:
             encoder_out: (B, 1500, D) from `encode`.
+            n_layers: only the first `n_layers` layers (default all).
 
         Returns:
             Per layer, (k, v), each (B, H, 1500, Dh).
         """
-        kv = [block.cross_attn.project_kv(encoder_out) for block in self.decoder.blocks]
+        blocks = self.decoder.blocks[:n_layers]
+        kv = [block.cross_attn.project_kv(encoder_out) for block in blocks]
         # contiguous per head: every decode step reads them whole, in this layout
         return [(k.contiguous(), v.contiguous()) for k, v in kv]
 
@@ -393,19 +454,45 @@ class Whisper(nn.Module):
         cross_kv: CrossKV,
         cache: StaticKVCache,
         input_pos: torch.Tensor,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the decoder on new tokens, reading and extending the self-attention cache.
 
         Args:
-            tokens: (B, T) token ids, placed at positions `input_pos`.
+            tokens: (B, T) token ids, placed at cache slots `input_pos`.
             cross_kv: from `cross_kv(encoder_out)`, batch B.
-            cache: from `new_cache(B)`; positions before `input_pos` must hold earlier tokens.
-            input_pos: (T,) int64 positions, e.g. `arange(n)` for a prompt, then `[n]`, `[n+1]`.
+            cache: from `new_cache(B)`; slots before `input_pos` must hold earlier tokens.
+            input_pos: (T,) int64 slots, e.g. `arange(n)` for a prompt, then `[n]`, `[n+1]`.
+            start: (B,) int64 first slot of each row (left padding for prompts of different
+                lengths; positions count from there); None: every row starts at slot 0.
 
         Returns:
             (B, T, n_vocab) float32 logits.
         """
-        return self.decoder.step(tokens, cross_kv, cache, input_pos)
+        return self.decoder.step(tokens, cross_kv, cache, input_pos, start)
+
+    def decode_with_alignment(
+        self, tokens: torch.Tensor, cross_kv: CrossKV, heads: list[tuple[int, int]]
+    ) -> torch.Tensor:
+        """Cross-attention scores of the `heads` (layer, head) for teacher-forced `tokens`.
+
+        Args:
+            tokens: (B, T) whole sequences (start sequence, text, `<|endoftext|>`).
+            cross_kv: from `cross_kv(encoder_out)`, batch B.
+            heads: (layer, head) pairs, e.g. the checkpoint's alignment heads.
+
+        Returns:
+            (B, len(heads), T, 1500) float32 scores before the softmax over encoder frames.
+        """
+        for layer, head in heads:
+            if not (0 <= layer < self.config.n_text_layer and 0 <= head < self.config.n_text_head):
+                raise ValueError(
+                    f"alignment head ({layer}, {head}) is outside this decoder's "
+                    f"{self.config.n_text_layer} layers x {self.config.n_text_head} heads"
+                )
+        if not heads:
+            raise ValueError("decode_with_alignment needs at least one (layer, head) pair")
+        return self.decoder.alignment_scores(tokens, cross_kv, heads)
 
     def forward(self, mel: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits: mel (B, n_mels, 3000), tokens (B, T) -> (B, T, n_vocab)."""

@@ -9,6 +9,9 @@
   `chunk_length_s` (`plan_cuts`, the seek planner), and all pieces are decoded in parallel,
   without conditioning.
 
+Both can add word timestamps (`word_timestamps=True`, see `alignment.py`): one extra
+teacher-forced decoder pass per batch of windows; the transcript itself does not change.
+
 Audio shorter than one window is one window in both modes.
 """
 
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 from ...audio.features import whisper_log_mel
+from .alignment import WordTiming, add_word_timestamps, find_alignment
 from .generate import (
     DecodingOptions,
     DecodingResult,
@@ -49,6 +53,7 @@ class Segment:
     no_speech_prob: float
     temperature: float
     compression_ratio: float
+    words: tuple[WordTiming, ...] = ()  # with word_timestamps=True; times from the start
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,7 @@ class _Progress:
     segments: list[Segment] = field(default_factory=list)
     prompt_start: int = 0  # tokens before this index are not used as prompt any more
     language: str | None = None
+    last_speech_end: float = 0.0  # seconds (word timestamps' pause rule)
 
 
 def transcribe_sequential(
@@ -168,8 +174,12 @@ def transcribe_sequential(
     *,
     condition_on_previous_text: bool = True,
     initial_prompt: str | None = None,
+    word_timestamps: bool = False,
 ) -> list[Transcription]:
     """Transcribe recordings of any length, window after window (openai-whisper's algorithm).
+
+    The current windows of all unfinished recordings are decoded as one batch, each with its
+    own previous-text prompt.
 
     Args:
         whisper: the model with its tokenizer.
@@ -180,6 +190,7 @@ def transcribe_sequential(
         condition_on_previous_text: prompt each window with the text decoded so far (reset
             after a window decoded at temperature > 0.5).
         initial_prompt: text that precedes the first window's prompt.
+        word_timestamps: give each segment its words with start/end times.
 
     Returns:
         One Transcription per recording, in order.
@@ -191,33 +202,83 @@ def transcribe_sequential(
         _Progress(_full_mel(audio, whisper.n_mels), len(audio) // HOP_LENGTH) for audio in audios
     ]
     while active := [s for s in states if s.seek < s.content_frames]:
-        # windows sharing a prompt (at first: all of them) are decoded as one batch
-        groups: dict[tuple[int, ...], list[_Progress]] = {}
-        for state in active:
-            prompt = tuple(first_prompt + state.tokens[state.prompt_start :])
-            groups.setdefault(prompt, []).append(state)
-        for prompt, group in groups.items():
-            mel = torch.stack([_window(s.mel, s.seek) for s in group])
-            results = whisper.generate(
-                mel, replace(options, prompt=list(prompt) or None), fallback=fallback
+        # the current window of every unfinished recording, each with its own prompt: one batch
+        prompts = [first_prompt + s.tokens[s.prompt_start :] or None for s in active]
+        encoder_out = whisper.encode(torch.stack([_window(s.mel, s.seek) for s in active]))
+        results = whisper.generate(
+            options=options, fallback=fallback, encoder_out=encoder_out, prompts=prompts
+        )
+        frames = [min(WINDOW_FRAMES, s.content_frames - s.seek) for s in active]
+        found = [
+            ([], None) if _is_silence(r, fallback) else window_segments(
+                r, tokenizer.timestamp_begin, tokenizer.decode, s.seek, n
             )
-            for state, result in zip(group, results):
-                _advance(state, result, tokenizer, fallback, condition_on_previous_text)
+            for s, r, n in zip(active, results, frames)
+        ]  # fmt: skip
+        if word_timestamps:
+            windows = [
+                (f[0], s.seek, n, r.language) for f, s, r, n in zip(found, active, results, frames)
+            ]
+            timed, ends = _add_words(whisper, encoder_out, windows, options.task,
+                                     [s.last_speech_end for s in active])  # fmt: skip
+            found = [(t, f[1]) for t, f in zip(timed, found)]
+            for state, end in zip(active, ends):
+                state.last_speech_end = end
+        for state, result, (segments, consumed), n in zip(active, results, found, frames):
+            state.language = state.language or result.language
+            _advance(state, result, segments, consumed, n, tokenizer, condition_on_previous_text)
     return [_transcription(s.segments, s.language) for s in states]
 
 
+def _add_words(
+    whisper: WhisperForConditionalGeneration,
+    encoder_out: torch.Tensor,
+    windows: list[tuple[list[Segment], int, int, str | None]],
+    task: str,
+    last_ends: list[float],
+) -> tuple[list[list[Segment]], list[float]]:
+    """Word timestamps for the segments of a batch of windows, one alignment pass.
+
+    Args:
+        encoder_out: (B, 1500, D) the windows' encoder output.
+        windows: per window: its segments, first frame, frames of audio and language.
+        task: the decoding task.
+        last_ends: per window, where the recording's previous speech ended (seconds).
+
+    Returns:
+        (the segments with their words, the new end of speech per window).
+    """
+    eot = whisper.tokenizer.eot
+    texts = [[[t for t in s.tokens if t < eot] for s in segments] for segments, *_ in windows]
+    raw = find_alignment(
+        whisper, encoder_out, [[t for seg in text for t in seg] for text in texts],
+        [n for _, _, n, _ in windows], languages=[lang for *_, lang in windows], task=task,
+    )  # fmt: skip
+    out, ends = [], []
+    for (segments, seek, _, _), text, words, last in zip(windows, texts, raw, last_ends):
+        spans = [(s.start, s.end, len(t)) for s, t in zip(segments, text)]
+        timed, last = add_word_timestamps(spans, words, seek / FRAMES_PER_SECOND, last)
+        out.append([replace(s, start=a, end=b, words=w) for s, (a, b, w) in zip(segments, timed)])
+        ends.append(last)
+    return out, ends
+
+
 def _advance(
-    state: _Progress, result: DecodingResult, tokenizer, fallback, condition: bool
+    state: _Progress,
+    result: DecodingResult,
+    segments: list[Segment],
+    consumed: int | None,
+    window_frames: int,
+    tokenizer,
+    condition: bool,
 ) -> None:
-    """Add one window's segments to a recording's progress and move its seek."""
-    window_frames = min(WINDOW_FRAMES, state.content_frames - state.seek)
-    state.language = state.language or result.language
-    if _is_silence(result, fallback):
+    """Add one window's segments to a recording's progress and move its seek.
+
+    `segments` and `consumed` are from `window_segments`; None for a window skipped as silence.
+    """
+    if consumed is None:
         state.seek += window_frames
         return
-    segments, consumed = window_segments(
-        result, tokenizer.timestamp_begin, tokenizer.decode, state.seek, window_frames
-    )
     end_time = (state.seek + window_frames) / FRAMES_PER_SECOND
     for s in segments:  # a closing timestamp past the audio is clipped to its end
         state.segments.append(replace(s, end=min(s.end, end_time)) if s.end > end_time else s)
@@ -286,6 +347,7 @@ def transcribe_batched(
     *,
     chunk_length_s: float = 30.0,
     batch_size: int = 8,
+    word_timestamps: bool = False,
 ) -> list[Transcription]:
     """Transcribe recordings of any length by decoding silence-cut pieces in parallel.
 
@@ -296,6 +358,7 @@ def transcribe_batched(
         fallback: temperature fallback and no-speech rules (None: one pass).
         chunk_length_s: longest piece, at most 30 s.
         batch_size: pieces decoded together.
+        word_timestamps: give each segment its words with start/end times.
 
     Returns:
         One Transcription per recording, in order.
@@ -309,19 +372,31 @@ def transcribe_batched(
     ]
     segments: list[list[Segment]] = [[] for _ in audios]
     languages: list[str | None] = [None] * len(audios)
+    last_ends = [0.0] * len(audios)
     for b in range(0, len(pieces), batch_size):
         batch = pieces[b : b + batch_size]
         mel = whisper_log_mel([audios[i][s:e] for i, s, e in batch], whisper.n_mels)
-        for (i, start, end), result in zip(
-            batch, whisper.generate(mel, options, fallback=fallback)
-        ):
+        encoder_out = whisper.encode(mel)
+        results = whisper.generate(options=options, fallback=fallback, encoder_out=encoder_out)
+        windows = []
+        for (i, start, end), result in zip(batch, results):
             languages[i] = languages[i] or result.language
-            if _is_silence(result, fallback):
-                continue
             frames = (end - start) // HOP_LENGTH
-            found, _ = window_segments(
-                result, tokenizer.timestamp_begin, tokenizer.decode, start // HOP_LENGTH, frames
+            found: list[Segment] = []
+            if not _is_silence(result, fallback):
+                found, _ = window_segments(
+                    result, tokenizer.timestamp_begin, tokenizer.decode, start // HOP_LENGTH,
+                    frames,
+                )  # fmt: skip
+            windows.append((found, start // HOP_LENGTH, frames, result.language))
+        if word_timestamps:  # pieces of a recording are in order, so is their speech
+            timed, ends = _add_words(
+                whisper, encoder_out, windows, options.task, [last_ends[i] for i, _, _ in batch]
             )
+            windows = [(t, *w[1:]) for t, w in zip(timed, windows)]
+            for (i, _, _), end in zip(batch, ends):
+                last_ends[i] = end
+        for (i, _, end), (found, *_) in zip(batch, windows):
             limit = end / SAMPLING_RATE
             segments[i].extend(replace(s, end=min(s.end, limit)) for s in found)
     return [
