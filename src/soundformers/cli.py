@@ -15,6 +15,9 @@ log = logging.getLogger("soundformers")
 
 
 def _transcribe(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .audio.io import load_audio
     from .formats import FORMATS, format_result
     from .pipelines import pipeline
 
@@ -32,37 +35,54 @@ def _transcribe(args: argparse.Namespace) -> int:
         if value is not None
     }
     needs_timestamps = args.format in ("srt", "vtt", "tsv") or args.timestamps
+    seconds_of_audio = 0.0
+
+    def decoded():  # each input decoded once here, so the closing line knows the audio's length
+        nonlocal seconds_of_audio
+        for source in args.inputs:
+            try:
+                samples, rate = load_audio(source, sampling_rate=asr.sampling_rate)
+            except SoundformersError:
+                yield source  # the pipeline reports the error for this item; the rest go on
+                continue
+            seconds_of_audio += len(samples) / rate
+            yield {"array": samples, "sampling_rate": rate, "path": str(source)}
+
     results = asr(
-        args.inputs,
+        decoded(),
         batch_size=args.batch_size,
         return_timestamps="word" if args.word_timestamps else needs_timestamps,
         long_form=args.long_form,
         generate_kwargs=generate_kwargs,
         errors="return",
     )
+    progress = tqdm(
+        results, total=len(args.inputs), unit="file", disable=len(args.inputs) < 2 or None
+    )
     failed = 0
-    for source, result in zip(args.inputs, results):
+    for source, result in zip(args.inputs, progress):
         if "error" in result:
             failed += 1
-            print(f"error: {result['error']}", file=sys.stderr)
+            progress.write(f"error: {result['error']}", file=sys.stderr)
             continue
         text = format_result(result, args.format) if args.format in FORMATS else result["text"]
         if args.output_dir:
             out = Path(args.output_dir) / f"{Path(source).stem}.{args.format}"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text, encoding="utf-8")
-            print(f"{source} -> {out}", file=sys.stderr)
+            progress.write(f"{source} -> {out}", file=sys.stderr)
         else:
             if len(args.inputs) > 1:
-                print(f"==> {source} <==")
-            print(text.rstrip("\n") if args.format != "txt" else text.strip())
-    done = time.perf_counter()
-    if args.verbose:
-        print(
-            f"model loaded in {loaded - started:.2f} s, {len(args.inputs)} input(s) transcribed "
-            f"in {done - loaded:.2f} s",
-            file=sys.stderr,
-        )
+                progress.write(f"==> {source} <==")
+            progress.write(text.rstrip("\n") if args.format != "txt" else text.strip())
+    wall = time.perf_counter() - loaded
+    rtf = wall / seconds_of_audio if seconds_of_audio else float("nan")
+    print(
+        f"{len(args.inputs) - failed}/{len(args.inputs)} file(s), {seconds_of_audio:.1f} s of audio "
+        f"transcribed in {wall:.2f} s (real-time factor {rtf:.3f}); model loaded in "
+        f"{loaded - started:.2f} s",
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 
