@@ -136,3 +136,11 @@ def test_no_speech_windows_are_skipped(asr):
     # do the same): above the default logprob_threshold (-1), so only no_speech_prob can tell
     out = asr(silence, generate_kwargs={"logprob_threshold": None, "no_speech_threshold": 0.6})
     assert out["text"] == ""
+
+
+def test_sampling_fallback_is_repeatable(asr):
+    """Windows decoded at temperature > 0 are sampled from a seeded generator: same text twice."""
+    path = fixture_path("longform", "espeak_75s.wav")
+    kwargs = {"long_form": "batched", "generate_kwargs": {"temperature": (0.8,)}}
+    first, second = asr(path, **kwargs), asr(path, **kwargs)
+    assert first["text"] == second["text"]

@@ -134,6 +134,15 @@ def _is_silence(result: DecodingResult, fallback: FallbackOptions | None) -> boo
     return fallback.logprob_threshold is None or result.avg_logprob < fallback.logprob_threshold
 
 
+def _generator(
+    whisper: WhisperForConditionalGeneration, seed: int | None
+) -> torch.Generator | None:
+    """A random generator on the model's device for temperature fallback, or None."""
+    if seed is None:
+        return None
+    return torch.Generator(device=whisper.model.device).manual_seed(seed)
+
+
 def _window(mel: torch.Tensor, seek: int) -> torch.Tensor:
     """Frames [seek, seek + 3000) of a (n_mels, frames) log-mel, zero-padded to 3000."""
     piece = mel[:, seek : seek + WINDOW_FRAMES]
@@ -175,6 +184,7 @@ def transcribe_sequential(
     condition_on_previous_text: bool = True,
     initial_prompt: str | None = None,
     word_timestamps: bool = False,
+    seed: int | None = 0,
 ) -> list[Transcription]:
     """Transcribe recordings of any length, window after window (openai-whisper's algorithm).
 
@@ -191,11 +201,14 @@ def transcribe_sequential(
             after a window decoded at temperature > 0.5).
         initial_prompt: text that precedes the first window's prompt.
         word_timestamps: give each segment its words with start/end times.
+        seed: seeds the sampling of windows that fall back to temperature > 0, so that a run is
+            repeatable (None: torch's global random state).
 
     Returns:
         One Transcription per recording, in order.
     """
     options = replace(options or DecodingOptions(), without_timestamps=False, prompt=None)
+    generator = _generator(whisper, seed)
     tokenizer = whisper.tokenizer
     first_prompt = tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt else []
     states = [
@@ -206,8 +219,9 @@ def transcribe_sequential(
         prompts = [first_prompt + s.tokens[s.prompt_start :] or None for s in active]
         encoder_out = whisper.encode(torch.stack([_window(s.mel, s.seek) for s in active]))
         results = whisper.generate(
-            options=options, fallback=fallback, encoder_out=encoder_out, prompts=prompts
-        )
+            options=options, fallback=fallback, encoder_out=encoder_out, prompts=prompts,
+            generator=generator,
+        )  # fmt: skip
         frames = [min(WINDOW_FRAMES, s.content_frames - s.seek) for s in active]
         found = [
             ([], None) if _is_silence(r, fallback) else window_segments(
@@ -348,6 +362,7 @@ def transcribe_batched(
     chunk_length_s: float = 30.0,
     batch_size: int = 8,
     word_timestamps: bool = False,
+    seed: int | None = 0,
 ) -> list[Transcription]:
     """Transcribe recordings of any length by decoding silence-cut pieces in parallel.
 
@@ -359,11 +374,14 @@ def transcribe_batched(
         chunk_length_s: longest piece, at most 30 s.
         batch_size: pieces decoded together.
         word_timestamps: give each segment its words with start/end times.
+        seed: seeds the sampling of pieces that fall back to temperature > 0 (None: torch's
+            global random state).
 
     Returns:
         One Transcription per recording, in order.
     """
     options = replace(options or DecodingOptions(), without_timestamps=False)
+    generator = _generator(whisper, seed)
     tokenizer = whisper.tokenizer
     pieces = [
         (i, start, end)
@@ -377,7 +395,9 @@ def transcribe_batched(
         batch = pieces[b : b + batch_size]
         mel = whisper_log_mel([audios[i][s:e] for i, s, e in batch], whisper.n_mels)
         encoder_out = whisper.encode(mel)
-        results = whisper.generate(options=options, fallback=fallback, encoder_out=encoder_out)
+        results = whisper.generate(
+            options=options, fallback=fallback, encoder_out=encoder_out, generator=generator
+        )
         windows = []
         for (i, start, end), result in zip(batch, results):
             languages[i] = languages[i] or result.language
