@@ -39,7 +39,7 @@ bench: setup
 	$(PY) benchmarks/decode_resample.py
 	$(PY) benchmarks/features.py
 	$(PY) benchmarks/metrics.py
-	$(PY) benchmarks/datasets.py
+	$(PY) benchmarks/audio_datasets.py
 	$(PY) benchmarks/longform.py
 
 clean:

@@ -1,6 +1,6 @@
 """Audio datasets: soundformers vs the datasets library, and memory over a long dataset.
 
-    .venv/bin/python benchmarks/datasets.py [--rounds 3] [--rows 20000]
+    .venv/bin/python benchmarks/audio_datasets.py [--rounds 3] [--rows 20000]
 
 1. The fixture speech folder (30 files: wav, flac, mp3, ogg, opus, m4a at 8-48 kHz) loaded as an
    audiofolder, cast to 16 kHz and iterated, every row decoded: rows/s for each library and
@@ -68,8 +68,8 @@ def bench_folder(rounds: int, cache: Path) -> None:
         return sum(row["audio"]["array"].shape[-1] for row in ours)
 
     rates = {"soundformers": best_rate(run_ours, len(ours), rounds)}
-    # This file is named datasets.py, so its own folder must not be on sys.path when the datasets
-    # library is imported: that part runs in a child process started elsewhere.
+    # The datasets library is measured in a child process, so that its imports and caches do
+    # not touch ours (and a benchmarks/ file can never shadow it).
     out = subprocess.run(
         [sys.executable, "-c", _THEIRS, str(FIXTURES), str(cache / "hf"), str(rounds)],
         capture_output=True,
