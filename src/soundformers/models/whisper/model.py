@@ -32,14 +32,20 @@ CrossKV = list[tuple[torch.Tensor, torch.Tensor]]
 def sinusoids(length: int, channels: int, max_timescale: float = 10000.0) -> torch.Tensor:
     """The encoder's fixed positional table: sin on the first half of channels, cos on the rest.
 
+    Always computed on the CPU, even inside a `torch.device("meta")` block: a meta `arange`
+    would import torch's decomposition tables, a second of start-up for a table that the
+    checkpoint replaces anyway.
+
     Returns:
-        (length, channels) float32.
+        (length, channels) float32, on the CPU.
     """
     if channels % 2:
         raise ValueError(f"sinusoids need an even channel count, got {channels}")
     log_increment = math.log(max_timescale) / (channels // 2 - 1)
-    inv_timescales = torch.exp(-log_increment * torch.arange(channels // 2, dtype=torch.float32))
-    scaled_time = torch.arange(length, dtype=torch.float32)[:, None] * inv_timescales[None, :]
+    steps = torch.arange(channels // 2, dtype=torch.float32, device="cpu")
+    inv_timescales = torch.exp(-log_increment * steps)
+    positions = torch.arange(length, dtype=torch.float32, device="cpu")
+    scaled_time = positions[:, None] * inv_timescales[None, :]
     return torch.cat([scaled_time.sin(), scaled_time.cos()], dim=1)
 
 
@@ -235,7 +241,9 @@ class TextDecoder(nn.Module):
     def __init__(self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int) -> None:
         super().__init__()
         self.n_head = n_head
-        self.token_embedding = nn.Embedding(n_vocab, n_state)
+        # an explicit (uninitialised) weight: the checkpoint overwrites it, and a random init on the
+        # meta device (normal_) would import torch's decomposition tables (a second at start-up)
+        self.token_embedding = nn.Embedding(n_vocab, n_state, _weight=torch.empty(n_vocab, n_state))
         self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
         self.blocks = nn.ModuleList(
             ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
