@@ -420,3 +420,16 @@ def name_listing(names: Sequence[str], limit: int = 12) -> str:
         return "none"
     shown = ", ".join(names[:limit])
     return f"[{shown}{', ...' if len(names) > limit else ''}] ({len(names)})"
+
+
+def read_json(path: Path | None) -> dict[str, Any]:
+    """A JSON object from `path` ({} for None), or CheckpointError naming the broken file."""
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} holds a {type(data).__name__}, expected a JSON object")
+    return data

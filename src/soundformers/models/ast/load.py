@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from ...audio.features import AST_MEAN, AST_STD, ast_features
-from ...checkpoints import assign_weights, read_checkpoint
+from ...checkpoints import assign_weights, read_checkpoint, read_json
 from ...errors import CheckpointError
 from ...hub import resolve_model
-from ..wav2vec2.load import labels_from_config, read_json
+from ..wav2vec2.load import labels_from_config
 from .config import ASTConfig
 from .convert import convert_state_dict
 from .model import ASTForAudioClassification

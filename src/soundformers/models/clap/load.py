@@ -15,10 +15,9 @@ import numpy as np
 import torch
 
 from ...audio.clap_features import CLAP_SAMPLING_RATE, clap_features
-from ...checkpoints import assign_weights, read_checkpoint
+from ...checkpoints import assign_weights, read_checkpoint, read_json
 from ...errors import CheckpointError
 from ...hub import resolve_model
-from ..wav2vec2.load import read_json
 from .config import ClapConfig
 from .convert import convert_state_dict
 from .model import ClapModel

@@ -7,7 +7,6 @@ sentences of symbol ids, via the voice's own front end).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ...checkpoints import assign_weights, read_checkpoint
+from ...checkpoints import assign_weights, read_checkpoint, read_json
 from ...errors import CheckpointError, ModelNotFoundError, TextToSpeechError
 from ...hub import resolve_model
 from ...onnx_reader import read_onnx
@@ -26,16 +25,6 @@ from .model import VitsModel
 __all__ = ["VitsVoice", "from_pretrained", "load_piper"]
 
 MAX_BATCH = 8  # sentences per forward pass: memory stays bounded for long texts
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} holds a {type(data).__name__}, expected a JSON object")
-    return data
 
 
 class VitsVoice:
@@ -182,7 +171,7 @@ def load_piper(
         raise ModelNotFoundError(
             f"Piper voice {path} has no {config_path.name} beside it: download both files"
         )
-    voice = _read_json(config_path)
+    voice = read_json(config_path)
     graph = read_onnx(path)
     config = piper_config(graph, voice)
     with torch.device("meta"):
@@ -259,7 +248,7 @@ def from_pretrained(
     config_path = files.file("config.json")
     if config_path is None or files.folder is None:
         raise CheckpointError(f"{name_or_path}: a transformers VITS folder needs config.json")
-    config_json = _read_json(config_path)
+    config_json = read_json(config_path)
     config = VitsConfig.from_hf(config_json)
     source = "+".join(str(p) for p in files.weights)
     state = convert_hf(read_checkpoint(files.weights).tensors, source=source)

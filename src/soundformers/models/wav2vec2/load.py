@@ -8,7 +8,6 @@ pipeline uses: `sampling_rate`, `samples_per_frame`, `tokenizer`, `logits(audios
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...checkpoints import assign_weights, read_checkpoint
+from ...checkpoints import assign_weights, read_checkpoint, read_json
 from ...errors import CheckpointError
 from ...hub import resolve_model
 from ...text.ctc_tokenizer import CTCTokenizer
@@ -35,19 +34,6 @@ __all__ = [
 ]
 
 MAX_BATCH = 16  # pieces per forward pass
-
-
-def read_json(path: Path | None) -> dict[str, Any]:
-    """A JSON object from `path` ({} for None), or CheckpointError naming the broken file."""
-    if path is None:
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} holds a {type(data).__name__}, expected a JSON object")
-    return data
 
 
 def normalize(audio: np.ndarray) -> np.ndarray:

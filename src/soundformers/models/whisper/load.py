@@ -10,14 +10,12 @@ renamed (convert.py) -> `Whisper` on the requested device and dtype.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from ...checkpoints import Checkpoint, read_checkpoint
+from ...checkpoints import Checkpoint, read_checkpoint, read_json
 from ...errors import CheckpointError
 from ...hub import ModelFiles, resolve_model
 from ...text.whisper_tokenizer import WhisperTokenizer
@@ -33,7 +31,7 @@ from .convert import (
 from .generate import WhisperForConditionalGeneration, WhisperGenerationConfig
 from .model import Whisper
 
-__all__ = ["LoadedWhisper", "from_pretrained", "load_model", "read_json"]
+__all__ = ["LoadedWhisper", "from_pretrained", "load_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,17 +117,6 @@ def _with_hf_prefix(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
     if any(name.startswith("model.") for name in tensors):
         return dict(tensors)
     return {f"model.{name}": t for name, t in tensors.items()}
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from `path`, or CheckpointError saying which file is broken."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from e
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path} holds a {type(data).__name__}, expected a JSON object")
-    return data
 
 
 def from_pretrained(
