@@ -99,3 +99,24 @@ def test_row_decodes_like_load_audio(tmp_path):
     path = write_tone(tmp_path / "b.wav", sr=44100)
     ds = Dataset.from_dict({"audio": [str(path)]}, features={"audio": Audio(sampling_rate=16000)})
     np.testing.assert_array_equal(ds[0]["audio"]["array"], load_audio(path, 16000).samples)
+
+
+def test_decoded_row_is_a_dict_with_an_audio_player_in_notebooks():
+    import base64
+    import io
+    import re
+
+    import soundfile
+
+    from soundformers.datasets import Audio, Dataset
+
+    tone = (0.5 * np.sin(np.arange(1600) / 16000 * 2 * np.pi * 440)).astype(np.float32)
+    ds = Dataset.from_dict({"audio": [{"array": tone, "sampling_rate": 16000}]})
+    row = ds.cast_column("audio", Audio())[0]["audio"]
+    assert isinstance(row, dict) and set(row) == {"path", "array", "sampling_rate"}
+    html = row._repr_html_()
+    assert "<audio controls" in html and "0.10 s, 16000 Hz" in html
+    encoded = re.search(r"base64,([A-Za-z0-9+/=]+)", html).group(1)
+    played, rate = soundfile.read(io.BytesIO(base64.b64decode(encoded)), dtype="float32")
+    assert rate == 16000
+    np.testing.assert_allclose(played, tone, atol=1 / 32768)

@@ -117,6 +117,33 @@ class Sequence:
         return pa.list_(to_arrow_type(self.feature))
 
 
+class DecodedAudio(dict):
+    """A decoded audio value: a plain dict ``{"path", "array", "sampling_rate"}`` that a notebook
+    shows as an audio player (`_repr_html_`: an HTML5 ``<audio>`` element holding the samples as
+    16-bit WAV)."""
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+        import io
+
+        import numpy as np
+        import soundfile
+
+        array = np.asarray(self["array"], dtype=np.float32)
+        buffer = io.BytesIO()
+        frames = array.T if array.ndim == 2 else array  # soundfile wants (time, channels)
+        soundfile.write(buffer, np.clip(frames, -1, 1), int(self["sampling_rate"]), format="WAV",
+                        subtype="PCM_16")  # fmt: skip
+        data = base64.b64encode(buffer.getvalue()).decode("ascii")
+        title = html.escape(str(self.get("path") or "audio"))
+        seconds = array.shape[-1] / int(self["sampling_rate"])
+        return (
+            f'<div title="{title}">{title} ({seconds:.2f} s, {self["sampling_rate"]} Hz)<br>'
+            f'<audio controls src="data:audio/wav;base64,{data}"></audio></div>'
+        )
+
+
 @dataclass(frozen=True)
 class Audio:
     """Encoded audio, decoded on access.
@@ -203,11 +230,9 @@ class Audio:
                 raise AudioDecodeError("an audio value with neither bytes nor path")
             source = value["path"]
         wave = load_audio(source, self.sampling_rate, self.mono)
-        return {
-            "path": value.get("path"),
-            "array": wave.samples,
-            "sampling_rate": wave.sampling_rate,
-        }
+        return DecodedAudio(
+            path=value.get("path"), array=wave.samples, sampling_rate=wave.sampling_rate
+        )
 
 
 def _wav_bytes(value: dict[str, Any]) -> bytes:
