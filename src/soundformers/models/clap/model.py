@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import embedding
 from ..wav2vec2.model import activation
 from .config import ClapAudioConfig, ClapConfig, ClapTextConfig
 
@@ -80,9 +81,9 @@ class TextEncoder(nn.Module):
         super().__init__()
         d = config.hidden_size
         self.pad_token_id = config.pad_token_id
-        self.word_embeddings = nn.Embedding(config.vocab_size, d)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, d)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, d)
+        self.word_embeddings = embedding(config.vocab_size, d)
+        self.position_embeddings = embedding(config.max_position_embeddings, d)
+        self.token_type_embeddings = embedding(config.type_vocab_size, d)
         self.embedding_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
         self.layers = nn.ModuleList(
             TextLayer(d, config.num_attention_heads, config.intermediate_size, config.hidden_act,

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import embedding
 from .config import VitsConfig
 
 __all__ = ["VitsModel", "VitsOutput"]
@@ -127,7 +128,7 @@ class TextEncoder(nn.Module):
     def __init__(self, cfg: VitsConfig) -> None:
         super().__init__()
         self.inter_channels = cfg.inter_channels
-        self.emb = nn.Embedding(cfg.n_vocab, cfg.hidden_channels)
+        self.emb = embedding(cfg.n_vocab, cfg.hidden_channels)
         self.encoder = Encoder(cfg)
         self.proj = nn.Conv1d(cfg.hidden_channels, 2 * cfg.inter_channels, 1)
 
@@ -513,7 +514,7 @@ class VitsModel(nn.Module):
         self.flow = ResidualCouplingBlock(config)
         self.dec = Generator(config)
         if config.n_speakers > 1:
-            self.emb_g = nn.Embedding(config.n_speakers, config.gin_channels)
+            self.emb_g = embedding(config.n_speakers, config.gin_channels)
 
     def forward(
         self,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...generation.cache import StaticKVCache
+from ..layers import embedding
 from .config import WhisperConfig
 
 __all__ = ["CrossKV", "Whisper", "attention", "sinusoids"]
@@ -241,9 +242,7 @@ class TextDecoder(nn.Module):
     def __init__(self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int) -> None:
         super().__init__()
         self.n_head = n_head
-        # an explicit (uninitialised) weight: the checkpoint overwrites it, and a random init on the
-        # meta device (normal_) would import torch's decomposition tables (a second at start-up)
-        self.token_embedding = nn.Embedding(n_vocab, n_state, _weight=torch.empty(n_vocab, n_state))
+        self.token_embedding = embedding(n_vocab, n_state)
         self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
         self.blocks = nn.ModuleList(
             ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
