@@ -228,8 +228,10 @@ class _SplitBuffer:
     """Read-only view over files concatenated end to end, each memory-mapped.
 
     `array(offset, count, dtype)` returns a zero-copy numpy view when the bytes lie inside one
-    part and are aligned for the dtype; it copies only when they straddle two parts or are
-    unaligned.
+    part, aligned for the dtype or not (CTranslate2 packs variables back to back); it copies
+    only when they straddle two parts. Nothing is read until a tensor is used, so loading
+    converts one variable at a time and never holds a second copy of the file in memory.
+    `assign_weights` gives an unaligned tensor aligned storage of its own.
     """
 
     def __init__(self, files: Sequence[Path]) -> None:
@@ -257,8 +259,7 @@ class _SplitBuffer:
         part = max(i for i, s in enumerate(self.starts) if s <= offset)
         local = offset - self.starts[part]
         if local + n <= len(self.maps[part]):
-            arr = np.frombuffer(self.maps[part], dtype=dtype, count=count, offset=local)
-            return arr if arr.flags.aligned else arr.copy()
+            return np.frombuffer(self.maps[part], dtype=dtype, count=count, offset=local)
         chunks, remaining, pos = [], n, offset
         while remaining:  # straddles parts: gather a copy
             part = max(i for i, s in enumerate(self.starts) if s <= pos)
@@ -409,7 +410,10 @@ def assign_weights(
                 f"{source}: {name} has shape {tuple(tensor.shape)}, the config implies "
                 f"{tuple(want.shape)}"
             )
-        ready[name] = tensor.to(device=device, dtype=dtype)
+        tensor = tensor.to(device=device, dtype=dtype)
+        if tensor.data_ptr() % tensor.element_size():  # an unaligned view into a mapped file
+            tensor = tensor.clone()
+        ready[name] = tensor
     model.load_state_dict(ready, assign=True, strict=True)
     return model.eval().requires_grad_(False)
 

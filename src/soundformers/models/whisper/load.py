@@ -29,7 +29,7 @@ from .convert import (
     load_weights,
 )
 from .generate import WhisperForConditionalGeneration, WhisperGenerationConfig
-from .model import Whisper
+from .model import Whisper, inference_layout
 
 __all__ = ["LoadedWhisper", "from_pretrained", "load_model"]
 
@@ -105,7 +105,7 @@ def load_model(
         config = WhisperConfig.from_hf(config_json)
         table = HF_TABLE
     tensors = _with_hf_prefix(checkpoint) if layout == "transformers" else checkpoint.tensors
-    state_dict = convert_state_dict(tensors, table, source=source)
+    state_dict = inference_layout(convert_state_dict(tensors, table, source=source), dtype)
     model = load_weights(config, state_dict, dtype=dtype, device=device, source=source)
     logger.debug("loaded Whisper %s (%s layout) from %s", config, layout, source)
     return LoadedWhisper(model, files, layout, config_json)
