@@ -125,6 +125,7 @@ def from_pretrained(
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
     local_files_only: bool = False,
+    quantization: str | None = None,
 ) -> WhisperForConditionalGeneration:
     """Load a Whisper model with its tokenizer and decoding defaults, ready to `generate`.
 
@@ -134,13 +135,19 @@ def from_pretrained(
         dtype: parameter dtype (default float32).
         device: default CPU.
         local_files_only: do not go online for a hub id.
+        quantization: "int8" decodes with int8 weights (per row) and bfloat16 activations
+            (`Whisper.set_step_format`); the encoder keeps `dtype`. None: exact weights.
 
     Example:
         >>> whisper = from_pretrained("whisper-tiny.en")
         >>> results = whisper.generate(mel)  # mel: (B, 80, 3000)
         >>> results[0].text
     """
+    if quantization not in (None, "int8"):
+        raise ValueError(f"quantization must be None or 'int8', got {quantization!r}")
     loaded = load_model(name_or_path, dtype=dtype, device=device, local_files_only=local_files_only)
+    if quantization is not None:
+        loaded.model.set_step_format(quantization)
     folder = loaded.files.folder
     if folder is None or not (folder / "tokenizer.json").is_file():
         raise CheckpointError(

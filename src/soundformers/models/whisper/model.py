@@ -250,20 +250,68 @@ class AudioEncoder(nn.Module):
         return self.ln_post(x)
 
 
+class StepLinear(NamedTuple):
+    """One linear map of the cached decode step, `x W^T + b`, in the model's dtype or int8.
+
+    Attributes:
+        weight: (out, in): the model's dtype, or int8 rows when `scales` is given.
+        bias: (out,) or None.
+        scales: (out,) bfloat16 per-row scales of an int8 `weight` (row i is
+            `weight[i] * scales[i]`), else None.
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None = None
+    scales: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., in) -> (..., out), in x's dtype. int8 weights multiply bfloat16 activations."""
+        if self.scales is None:
+            return F.linear(x, self.weight, self.bias)
+        rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+        y = torch._weight_int8pack_mm(rows, self.weight, self.scales)
+        y = y.view(*x.shape[:-1], -1).to(x.dtype)
+        return y if self.bias is None else y + self.bias
+
+    @classmethod
+    def int8(cls, weight: torch.Tensor, bias: torch.Tensor | None = None) -> StepLinear:
+        """Round `weight` (out, in) to int8 per row (symmetric, scale = max|row| / 127).
+
+        The scales are rounded to bfloat16 before the weights are divided by them, so the
+        stored pair reproduces each row within half an int8 step.
+        """
+        w = weight.detach().float()
+        scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-12).to(torch.bfloat16)
+        q = (w / scales.float()[:, None]).round().clamp(-127, 127).to(torch.int8)
+        return cls(q.contiguous(), bias, scales)
+
+
 class StepWeights(NamedTuple):
     """The decoder's weights rearranged once for the cached step (derived, never loaded).
 
     Attributes:
-        signature: what these were derived from (parameter storages, versions, dtype); the
-            decoder rebuilds them when it changes (weights loaded or moved after the first step).
-        qkv: per layer, self-attention query/key/value fused into one Linear: weight (3D, D),
-            bias (3D,) (zero for the key), the query part pre-multiplied by 1 / sqrt(Dh).
-        cross_query: per layer, cross-attention query weight (D, D) and bias, pre-scaled alike.
+        signature: what these were derived from (parameter storages, versions, dtype, weight
+            format); the decoder rebuilds them when it changes (weights loaded or moved after
+            the first step, or a new format asked for).
+        qkv: per layer, self-attention query/key/value fused into one map (3D, D) with bias
+            (3D,) (zero for the key), the query part pre-multiplied by 1 / sqrt(Dh).
+        out, cross_query, cross_out, fc1, fc2: per layer, the other maps of the block (the
+            cross-attention query pre-scaled alike).
+        projection: the tied output projection as an int8 map, or None to use the token
+            embedding itself (`TextDecoder.logits`).
     """
 
     signature: tuple
-    qkv: list[tuple[torch.Tensor, torch.Tensor]]
-    cross_query: list[tuple[torch.Tensor, torch.Tensor]]
+    qkv: list[StepLinear]
+    out: list[StepLinear]
+    cross_query: list[StepLinear]
+    cross_out: list[StepLinear]
+    fc1: list[StepLinear]
+    fc2: list[StepLinear]
+    projection: StepLinear | None
+
+
+WEIGHT_FORMATS = ("float", "int8")
 
 
 class TextDecoder(nn.Module):
@@ -278,6 +326,7 @@ class TextDecoder(nn.Module):
             ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
         )
         self.ln = LayerNorm(n_state, eps=LAYER_NORM_EPS)
+        self.step_format = "float"  # or "int8": see `Whisper.set_step_format`
         self._step_weights: StepWeights | None = None
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -335,9 +384,13 @@ class TextDecoder(nn.Module):
 
     def step_weights(self) -> StepWeights:
         """The fused weights of the cached step, derived on first use and whenever the
-        parameters were replaced or modified in place since."""
+        parameters were replaced or modified in place, or `step_format` changed, since."""
         params = list(self.parameters())
-        signature = (params[0].dtype, *((p.data_ptr(), _version(p)) for p in params))
+        signature = (
+            params[0].dtype,
+            self.step_format,
+            *((p.data_ptr(), _version(p)) for p in params),
+        )
         if self._step_weights is None or self._step_weights.signature != signature:
             with torch.inference_mode(False), torch.no_grad():
                 self._step_weights = self._derive_step_weights(signature)
@@ -345,15 +398,29 @@ class TextDecoder(nn.Module):
 
     def _derive_step_weights(self, signature: tuple) -> StepWeights:
         scale = (self.token_embedding.weight.shape[1] // self.n_head) ** -0.5
-        qkv, cross_query = [], []
+        make = StepLinear.int8 if self.step_format == "int8" else StepLinear
+        maps: dict[str, list[StepLinear]] = {
+            "qkv": [], "out": [], "cross_query": [], "cross_out": [], "fc1": [], "fc2": []
+        }  # fmt: skip
         for block in self.blocks:
             a, c = block.attn, block.cross_attn
             assert c is not None
             weight = torch.cat([a.query.weight * scale, a.key.weight, a.value.weight])
             bias = torch.cat([a.query.bias * scale, torch.zeros_like(a.query.bias), a.value.bias])
-            qkv.append((weight, bias))
-            cross_query.append((c.query.weight * scale, c.query.bias * scale))
-        return StepWeights(signature, qkv, cross_query)
+            pairs = {
+                "qkv": (weight, bias),
+                "out": (a.out.weight, a.out.bias),
+                "cross_query": (c.query.weight * scale, c.query.bias * scale),
+                "cross_out": (c.out.weight, c.out.bias),
+                "fc1": (block.mlp[0].weight, block.mlp[0].bias),
+                "fc2": (block.mlp[2].weight, block.mlp[2].bias),
+            }
+            for key, (w, b) in pairs.items():
+                maps[key].append(make(w, b))
+        projection = None
+        if self.step_format == "int8":
+            projection = StepLinear.int8(self.token_embedding.weight)
+        return StepWeights(signature, **maps, projection=projection)
 
     def step(
         self,
@@ -365,7 +432,8 @@ class TextDecoder(nn.Module):
     ) -> torch.Tensor:
         """New tokens (B, T) at cache slots `input_pos` (T,) -> logits (B, T, V), cache updated.
 
-        The same arithmetic as `forward`, with the fused weights of `step_weights()`. A single
+        The same arithmetic as `forward`, with the fused weights of `step_weights()` (checked
+        against the parameters once per decoding, by `Whisper.cross_kv`, not per token). A single
         new token (T = 1, the hot path) attends to the cache up to its own slot, sliced, with
         no mask; several tokens (a prompt) use a causal mask over the whole cache.
 
@@ -374,7 +442,7 @@ class TextDecoder(nn.Module):
         in slot j takes position j - start[b]. A padding slot attends to itself only (so it
         stays finite); its output is meaningless.
         """
-        w = self.step_weights()
+        w = self._step_weights or self.step_weights()  # refreshed by every `Whisper.cross_kv`
         b, t = tokens.shape
         if start is None:
             pos = self.positional_embedding[input_pos]  # (T, D)
@@ -398,15 +466,17 @@ class TextDecoder(nn.Module):
         for layer, block in enumerate(self.blocks):
             assert block.cross_attn is not None and block.cross_attn_ln is not None
             # self-attention, keys and values written to the cache
-            qkv = F.linear(block.attn_ln(x), *w.qkv[layer])  # (B, T, 3D)
+            qkv = w.qkv[layer](block.attn_ln(x))  # (B, T, 3D)
             q, k, v = _split_heads(qkv, 3 * self.n_head).split(self.n_head, dim=1)
             k_all, v_all = cache.update(layer, input_pos, k, v)  # (B, H, max_len, Dh)
             k_all, v_all = k_all[:, :, :length], v_all[:, :, :length]
-            x = x + block.attn.out(_merge_heads(attention(q, k_all, v_all, mask, scale=1.0)))
+            x = x + w.out[layer](_merge_heads(attention(q, k_all, v_all, mask, scale=1.0)))
             # cross-attention over the encoder output's keys and values
-            q = _split_heads(F.linear(block.cross_attn_ln(x), *w.cross_query[layer]), self.n_head)
-            x = x + block.cross_attn.out(_merge_heads(attention(q, *cross_kv[layer], scale=1.0)))
-            x = x + block.mlp(block.mlp_ln(x))
+            q = _split_heads(w.cross_query[layer](block.cross_attn_ln(x)), self.n_head)
+            x = x + w.cross_out[layer](_merge_heads(attention(q, *cross_kv[layer], scale=1.0)))
+            x = x + w.fc2[layer](F.gelu(w.fc1[layer](block.mlp_ln(x))))
+        if w.projection is not None:
+            return w.projection(self.ln(x)).float()
         return self.logits(x)  # (B, T, V), float32
 
 
@@ -487,10 +557,24 @@ class Whisper(nn.Module):
         Returns:
             Per layer, (k, v), each (B, H, 1500, Dh).
         """
+        self.decoder.step_weights()  # a new decoding starts: follow any change to the weights
         blocks = self.decoder.blocks[:n_layers]
         kv = [block.cross_attn.project_kv(encoder_out) for block in blocks]
         # contiguous per head: every decode step reads them whole, in this layout
         return [(k.contiguous(), v.contiguous()) for k, v in kv]
+
+    def set_step_format(self, weight_format: str) -> Whisper:
+        """Choose the weights of the cached decode step: "float" (the model's dtype, exact)
+        or "int8" (weight-only int8 per row with bfloat16 activations, as faster-whisper's
+        int8 compute types: a quarter of float32's memory traffic per decoded token, where
+        batch-1 decoding spends its time). The encoder and the teacher-forced passes (word
+        alignment) keep the model's weights. Returns self."""
+        if weight_format not in WEIGHT_FORMATS:
+            raise ValueError(
+                f"weight format must be one of {WEIGHT_FORMATS}, got {weight_format!r}"
+            )
+        self.decoder.step_format = weight_format
+        return self
 
     def new_cache(self, batch_size: int, max_len: int | None = None) -> StaticKVCache:
         """A zeroed self-attention cache for `batch_size` sequences of up to `max_len` tokens."""

@@ -1,0 +1,108 @@
+"""The decode step's weight formats (float, int8), the low-precision encoder attention, and
+the memory layout the loader gives the float32 token embedding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from soundformers.models.whisper.load import load_model
+from soundformers.models.whisper.model import (
+    StepLinear,
+    _low_precision_attention,
+    attention,
+    inference_layout,
+)
+
+from .test_parity import _mel
+
+
+def test_int8_rows_reproduce_the_weight_within_half_a_step():
+    g = torch.Generator().manual_seed(0)
+    weight = torch.randn(48, 40, generator=g) * torch.logspace(-3, 1, 48)[:, None]
+    q = StepLinear.int8(weight)
+    assert q.weight.dtype == torch.int8 and q.scales is not None
+    assert int(q.weight.abs().max()) == 127  # each row uses the whole range
+    rebuilt = q.weight.float() * q.scales.float()[:, None]
+    half_step = q.scales.float()[:, None] / 2
+    assert bool(((rebuilt - weight).abs() <= half_step * 1.0001).all())
+
+
+def test_int8_linear_matches_float_on_bfloat16_activations():
+    g = torch.Generator().manual_seed(1)
+    weight, bias = torch.randn(96, 64, generator=g), torch.randn(96, generator=g)
+    x = torch.randn(3, 5, 64, generator=g)
+    expected = F.linear(x, weight, bias)
+    got = StepLinear.int8(weight, bias)(x)
+    assert got.shape == expected.shape and got.dtype == x.dtype
+    assert float((got - expected).norm() / expected.norm()) < 0.02
+    assert torch.equal(StepLinear(weight, bias)(x), expected)  # float: F.linear exactly
+
+
+def test_int8_step_stays_close_to_the_float_step(tiny_english):
+    model = load_model(tiny_english.folder).model
+    tokens, pos = torch.tensor([[50257, 50362, 400, 262]]), torch.arange(4)
+
+    def step():
+        with torch.inference_mode():
+            kv, cache = model.cross_kv(model.encode(_mel(1))), model.new_cache(1, 8)
+            return model.decode_step(tokens, kv, cache, pos)
+
+    exact = step()
+    model.set_step_format("int8")
+    try:
+        assert model.decoder.step_weights().projection is not None
+        approx = step()
+    finally:
+        model.set_step_format("float")
+    assert not torch.equal(exact, approx)  # the int8 path really ran
+    assert float((approx - exact).norm() / exact.norm()) < 0.03
+    assert torch.equal(step(), exact)  # back to float: the exact weights again
+    with pytest.raises(ValueError, match="int8"):
+        model.set_step_format("int4")
+
+
+def test_step_weights_are_refreshed_once_per_decoding(tiny_english):
+    """`cross_kv` (the start of every decoding) re-derives the fused step weights when the
+    parameters changed; the per-token step reuses them."""
+    model = load_model(tiny_english.folder).model
+    with torch.inference_mode():
+        model.cross_kv(model.encode(_mel(1)))
+    first = model.decoder._step_weights
+    with torch.no_grad():
+        model.decoder.blocks[0].mlp[0].weight.mul_(2)
+    with torch.inference_mode():
+        model.cross_kv(model.encode(_mel(1)))
+    assert model.decoder._step_weights is not first
+    assert torch.equal(
+        model.decoder._step_weights.fc1[0].weight, model.decoder.blocks[0].mlp[0].weight
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_attention_matches_sdpa(dtype):
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(2, 3, 50, 16, generator=g).to(dtype) for _ in range(3))
+    exact = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+    got = _low_precision_attention(q, k, v, None)
+    assert got.dtype == dtype and got.shape == q.shape
+    assert float((got.double() - exact).abs().max()) < 2e-2
+    assert torch.equal(attention(q, k, v), got)  # the encoder's route in low precision
+    scaled = _low_precision_attention(q, k, v, 0.5)
+    exact_scaled = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=0.5)
+    assert float((scaled.double() - exact_scaled).abs().max()) < 4e-2  # sharper: rounder
+
+
+def test_float32_embedding_is_column_major_and_loads_so(tiny_english):
+    weight = torch.randn(10, 4, dtype=torch.float16)
+    arranged = inference_layout({"decoder.token_embedding.weight": weight}, torch.float32)
+    stored = arranged["decoder.token_embedding.weight"]
+    assert stored.dtype == torch.float32 and stored.stride() == (1, 10)
+    assert torch.equal(stored, weight.float())
+    same = inference_layout({"decoder.token_embedding.weight": weight}, torch.bfloat16)
+    assert same["decoder.token_embedding.weight"] is weight  # other dtypes: untouched
+    model = load_model(tiny_english.folder).model
+    assert model.decoder.token_embedding.weight.stride() == (1, model.config.n_vocab)
+    bf16 = load_model(tiny_english.folder, dtype=torch.bfloat16).model
+    assert bf16.decoder.token_embedding.weight.is_contiguous()
