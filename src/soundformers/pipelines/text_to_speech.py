@@ -113,18 +113,24 @@ class TextToSpeechPipeline(Pipeline):
     def _synthesize(
         self, sentences: list[list[int]], params: dict[str, Any], generator: Any
     ) -> list[np.ndarray]:
+        """Synthesize sentences in groups of similar length (less padding in each batch);
+        returns their audio in the given order."""
         step = 8
-        groups = range(0, len(sentences), step)
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        groups = range(0, len(order), step)
         if params["progress"] and len(sentences) > step:
             from tqdm.auto import tqdm
 
             groups = tqdm(groups, unit="batch", desc="speaking")
-        out: list[np.ndarray] = []
+        out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(sentences)
         for i in groups:
-            out += self.model.synthesize(
-                sentences[i : i + step],
+            group = order[i : i + step]
+            audio = self.model.synthesize(
+                [sentences[j] for j in group],
                 options=params["options"],
                 speaker=params["speaker"],
                 generator=generator,
             )
+            for j, wave in zip(group, audio):
+                out[j] = wave
         return out

@@ -1,0 +1,100 @@
+"""The fast paths of the VITS model against plain PyTorch: the channels-last, time-chunked
+HiFi-GAN decoder, the decoder's last conv, and the oneDNN convolutions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from soundformers.models.vits import VitsConfig, decoder, layers
+
+
+def small_config(resblock: str) -> VitsConfig:
+    return VitsConfig(
+        n_vocab=10, hidden_channels=16, inter_channels=8, filter_channels=32, n_layers=1,
+        upsample_rates=(4, 2), upsample_kernel_sizes=(8, 4), upsample_initial_channel=32,
+        resblock=resblock, resblock_kernel_sizes=(3, 5),
+        resblock_dilation_sizes=((1, 2), (2, 6)) if resblock == "2" else ((1, 3, 5), (1, 3, 5)),
+    )  # fmt: skip
+
+
+def reference_decoder(dec: decoder.Generator, x: torch.Tensor) -> torch.Tensor:
+    """HiFi-GAN written plainly on (B, C, T) tensors with the decoder's own modules."""
+    slope = dec.slope
+    x = dec.conv_pre(x)
+    for i, up in enumerate(dec.ups):
+        x = up(F.leaky_relu(x, slope))
+        total = 0
+        for block in dec.resblocks[i * dec.n_kernels : (i + 1) * dec.n_kernels]:
+            y = x
+            if isinstance(block, decoder.ResBlock1):
+                for c1, c2 in zip(block.convs1, block.convs2):
+                    y = y + c2(F.leaky_relu(c1(F.leaky_relu(y, slope)), slope))
+            else:
+                for conv in block.convs:
+                    y = y + conv(F.leaky_relu(y, slope))
+            total = total + y
+        x = total / dec.n_kernels
+    return torch.tanh(dec.conv_post(F.leaky_relu(x)))
+
+
+@pytest.mark.parametrize("resblock", ["1", "2"])
+@pytest.mark.parametrize("chunk_elements", [1 << 30, 64 * 16])
+def test_decoder_matches_plain_hifigan(resblock, chunk_elements, monkeypatch):
+    # tiny chunks (as short as one halo) exercise the overlap and in-place write-back
+    monkeypatch.setattr(decoder, "CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(decoder, "MIN_CHUNK_PER_HALO", 1)
+    torch.manual_seed(0)
+    dec = decoder.Generator(small_config(resblock)).eval()
+    x = torch.randn(2, 8, 37)
+    with torch.inference_mode():
+        expected = reference_decoder(dec, x)
+        got = dec(x)
+        assert got.shape == expected.shape == (2, 1, 37 * 8)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(dec.prepare_()(x), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_chunked_equals_unchunked(monkeypatch):
+    torch.manual_seed(1)
+    dec = decoder.Generator(small_config("2")).eval().prepare_()
+    x = torch.randn(1, 8, 300)
+    with torch.inference_mode():
+        whole = dec(x)
+        monkeypatch.setattr(decoder, "CHUNK_ELEMENTS", 16 * 100)
+        monkeypatch.setattr(decoder, "MIN_CHUNK_PER_HALO", 1)
+        torch.testing.assert_close(dec(x), whole, atol=1e-6, rtol=0)
+
+
+def test_conv_post_matches_conv1d():
+    torch.manual_seed(2)
+    conv = torch.nn.Conv1d(16, 1, 7, padding=3, bias=False)
+    x = torch.randn(3, 16, 50)
+    x_nwc = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(decoder.conv_post_nwc(x_nwc, conv), conv(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("c_in", "c_out", "kernel", "groups", "dilation", "length"),
+    [(192, 768, 3, 1, 1, 91), (192, 384, 1, 1, 1, 200), (192, 192, 3, 192, 3, 2000),
+     (16, 32, 5, 1, 2, 2000)],
+)  # fmt: skip
+def test_onednn_conv_matches_default_path(c_in, c_out, kernel, groups, dilation, length,
+                                          monkeypatch):  # fmt: skip
+    if not layers._ONEDNN:
+        pytest.skip("this PyTorch has no oneDNN")
+    calls = []
+    onednn = torch.mkldnn_convolution
+    monkeypatch.setattr(torch, "mkldnn_convolution", lambda *a: calls.append(1) or onednn(*a))
+    torch.manual_seed(3)
+    pad = dilation * (kernel - 1) // 2
+    conv = layers.Conv1d(c_in, c_out, kernel, padding=pad, dilation=dilation, groups=groups)
+    x = torch.randn(2, c_in, length)
+    with torch.inference_mode():
+        fast = conv(x)
+        assert calls, "the oneDNN path was not taken"
+        monkeypatch.setattr(layers, "_ONEDNN", False)
+        plain = conv(x)
+    assert len(calls) == 1
+    torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
