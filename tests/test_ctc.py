@@ -213,3 +213,53 @@ def test_beam_equals_greedy_on_peaked_random_emissions():
     beam = BeamSearchDecoder(LABELS, options=BeamSearchOptions(beam_width=8)).decode(x)[0]
     assert beam.tokens == greedy.tokens
     assert np.isfinite(beam.score)
+
+
+def exhaustive_prefix_scores(log_probs: torch.Tensor, blank: int = 0) -> dict[tuple, float]:
+    """log P(collapsed tokens) summed over every path: the exact answer a wide beam must give."""
+    import itertools
+
+    lp = log_probs.double()
+    T, V = lp.shape
+    totals: dict[tuple, float] = {}
+    for path in itertools.product(range(V), repeat=T):
+        collapsed = tuple(
+            k for i, k in enumerate(path) if k != blank and (i == 0 or path[i - 1] != k)
+        )
+        score = float(sum(lp[t, k] for t, k in enumerate(path)))
+        totals[collapsed] = float(np.logaddexp(totals.get(collapsed, -np.inf), score))
+    return totals
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wide_beam_equals_the_exhaustive_sum_over_paths(seed):
+    """With no pruning, every prefix's score is the exact sum over its paths: checks the blank /
+    repeat bookkeeping and the merging of an extension into a beam that holds the same prefix."""
+    labels = ["", "a", "b", " "]
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(6, len(labels), generator=g) * 1.5).log_softmax(-1)
+    exact = exhaustive_prefix_scores(x)
+    options = BeamSearchOptions(beam_width=10_000, beam_prune_logp=-1e9, token_min_logp=-1e9)
+    beams = BeamSearchDecoder(labels, options=options).decode(x)
+    assert len(beams) == len(exact)
+    for beam in beams:
+        assert beam.acoustic_score == pytest.approx(exact[beam.tokens], abs=1e-6)
+    assert beams[0].tokens == max(exact, key=exact.get)
+
+
+def test_scalar_and_array_frame_steps_agree(lm, monkeypatch):
+    """Frames are scored with Python floats when beams x tokens is small, with arrays otherwise:
+    forcing either path for every frame gives the same beams."""
+    import soundformers.ctc as ctc
+
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(40, len(LABELS), generator=g) * 2.5).log_softmax(-1)
+    options = BeamSearchOptions(beam_width=6, alpha=0.5, beta=1.0, hotwords=("cat",))
+    results = []
+    for threshold in (0, 10**9):
+        monkeypatch.setattr(ctc, "SMALL_STEP", threshold)
+        beams = BeamSearchDecoder(LABELS, lm, options).decode(x)
+        results.append([(b.tokens, b.score) for b in beams])
+    assert [t for t, _ in results[0]] == [t for t, _ in results[1]]
+    np.testing.assert_allclose([s for _, s in results[0]], [s for _, s in results[1]], rtol=1e-12)
+    assert len(results[0]) == 6

@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 LN10 = math.log(10.0)
+SMALL_STEP = 24  # beams x (tokens + 1) up to which a frame is scored with Python floats
 NEG_INF = float("-inf")
 
 
@@ -294,21 +295,25 @@ def _logaddexp(a: float, b: float) -> float:
 
 
 class _Node:
-    """A prefix in the beam's trie. Everything that depends on the prefix alone (its LM score,
-    LM state, the word being spelled) is computed once, when the node is created."""
+    """A prefix in the beam's trie. Everything that depends on the prefix alone is computed once,
+    when the node is created: its LM score and state, the word being spelled, and `child_scores`,
+    the prefix-only score of every one-token extension."""
 
-    __slots__ = ("parent", "token", "children", "fields", "lm_score", "lm_state", "word", "bonus")
+    __slots__ = ("parent", "token", "children", "lm_score", "lm_state", "word", "bonus",
+                 "child_scores")  # fmt: skip
 
     def __init__(self, parent: _Node | None, token: int, lm_score: float,
                  lm_state: tuple[str, ...], word: str, bonus: float) -> None:  # fmt: skip
         self.parent = parent
         self.token = token
         self.children: dict[int, _Node] = {}
-        self.fields: dict[int, tuple] = {}  # scores of children not created yet
         self.lm_score = lm_score  # LM + word bonuses + hotwords of the completed words
         self.lm_state = lm_state
         self.word = word  # the partial word after the last delimiter
-        self.bonus = bonus  # provisional hotword reward for the partial word
+        self.bonus = bonus  # provisional reward (hotword) or penalty (no LM word) of the word
+        # (V,) float64: lm_score + bonus of the prefix extended by each token (-inf for the
+        # blank and excluded tokens); computed by the decoder while the node is in the beam
+        self.child_scores: np.ndarray | None = None
 
     def tokens(self) -> tuple[int, ...]:
         out = []
@@ -319,8 +324,36 @@ class _Node:
         return tuple(reversed(out))
 
 
+class _BeamSet:
+    """The prefixes kept after a frame.
+
+    Attributes:
+        nodes: the N trie nodes (their `child_scores` computed).
+        pb, pnb: per beam, log-probability of the prefix with its paths ending in a blank / not.
+        merges: (i, j, token) where beam i is beam j's prefix + token: extending j by token
+            adds to beam i instead of making a new prefix.
+    """
+
+    __slots__ = ("nodes", "pb", "pnb", "merges")
+
+    def __init__(self, nodes: list[_Node], pb: list[float], pnb: list[float]) -> None:
+        self.nodes, self.pb, self.pnb = nodes, pb, pnb
+        index = {node: i for i, node in enumerate(nodes)}
+        self.merges = [
+            (i, index[n.parent], n.token) for i, n in enumerate(nodes) if n.parent in index
+        ]
+
+
 class BeamSearchDecoder:
     """CTC prefix beam search, with an optional word n-gram LM and hotwords.
+
+    Each frame is one set of array operations over (beams, vocabulary): every beam's blank and
+    repeat continuations, every one-token extension, the merge of an extension into a beam that
+    already holds that prefix, and the choice of the best `beam_width` by total score (acoustic
+    + LM + bonuses). What depends on the prefix alone (LM scores of completed words, the
+    penalty for spelling no known word, hotword rewards) is computed once per trie node as a
+    (V,) vector, so Python work per frame is proportional to the beams kept, not to the
+    candidates scored.
 
     Args:
         labels: text of each token id: "" for the blank, " " for the word delimiter; tokens
@@ -351,6 +384,13 @@ class BeamSearchDecoder:
         self.prefixes = (
             {w[:i] for w in vocabulary for i in range(1, len(w) + 1)} if vocabulary else None
         )
+        skipped = {self.blank, *self.excluded}
+        self._spaces = [i for i, t in enumerate(self.labels) if t == " "]
+        self._letters = [i for i, t in enumerate(self.labels) if t != " " and i not in skipped]
+        # partial word -> (V,) bonus of each extension (letters only; -inf elsewhere)
+        self._letter_bonus: dict[str, np.ndarray] = {}
+        # (LM state, word) -> (score of completing the word, LM state after it)
+        self._completions: dict[tuple[tuple[str, ...], str], tuple[float, tuple[str, ...]]] = {}
 
     @classmethod
     def from_tokenizer(
@@ -370,7 +410,24 @@ class BeamSearchDecoder:
         best = max((len(w) / len(h) for h in self.hotwords if h.startswith(w)), default=0.0)
         return self.options.hotword_weight * best
 
+    def _word_bonus(self, word: str) -> float:
+        """Provisional score of a partial word: hotword reward, and the penalty for spelling
+        no word the LM knows."""
+        bonus = self._hotword_bonus(word)
+        if self.prefixes is not None and word not in self.prefixes:
+            bonus += self.options.unk_score_offset
+        return bonus
+
     def _word_score(self, state: tuple[str, ...], word: str) -> tuple[float, tuple[str, ...]]:
+        """(LM + word bonus + hotword score of completing `word` after `state`, the new state),
+        cached."""
+        key = (state, word)
+        hit = self._completions.get(key)
+        if hit is None:
+            hit = self._completions[key] = self._new_word_score(state, word)
+        return hit
+
+    def _new_word_score(self, state: tuple[str, ...], word: str) -> tuple[float, tuple[str, ...]]:
         score = self.options.hotword_weight if word.lower() in self.hotwords else 0.0
         if self.lm is None:
             return score, state
@@ -380,33 +437,49 @@ class BeamSearchDecoder:
             score += self.options.unk_score_offset
         return score, state
 
-    def _child_fields(self, node: _Node, token: int) -> tuple:
-        """(lm_score, lm_state, word, bonus) of the prefix `node` + `token` (cached)."""
-        fields = node.fields.get(token)
-        if fields is None:
-            fields = node.fields[token] = self._new_fields(node, token)
-        return fields
+    def _letter_bonuses(self, word: str) -> np.ndarray:
+        """(V,) bonus of `word` + each letter token (-inf for the blank, delimiters and excluded
+        tokens), cached per partial word."""
+        vector = self._letter_bonus.get(word)
+        if vector is None:
+            vector = np.full(len(self.labels), NEG_INF)
+            for token in self._letters:
+                vector[token] = self._word_bonus(word + self.labels[token])
+            self._letter_bonus[word] = vector
+        return vector
 
-    def _new_fields(self, node: _Node, token: int) -> tuple:
-        text = self.labels[token]
-        if text == " ":
-            lm_score, state = node.lm_score, node.lm_state
-            if node.word:
-                score, state = self._word_score(node.lm_state, node.word)
+    def _new_node(self, parent: _Node | None, token: int) -> _Node:
+        """The trie node of `parent` + `token` (the root for parent None), with its scores."""
+        if parent is None:
+            use_lm = self.lm is not None and self.options.score_boundary
+            node = _Node(None, -1, 0.0, self.lm.begin_state() if use_lm else (), "", 0.0)
+        elif self.labels[token] == " ":
+            lm_score, state = parent.lm_score, parent.lm_state
+            if parent.word:
+                score, state = self._word_score(parent.lm_state, parent.word)
                 lm_score += score
-            return lm_score, state, "", 0.0
-        word = node.word + text
-        bonus = self._hotword_bonus(word)
-        if self.prefixes is not None and word not in self.prefixes:
-            bonus += self.options.unk_score_offset  # spells no word the LM knows
-        return node.lm_score, node.lm_state, word, bonus
+            node = _Node(parent, token, lm_score, state, "", 0.0)
+        else:
+            word = parent.word + self.labels[token]
+            bonus = float(self._letter_bonuses(parent.word)[token])  # = self._word_bonus(word)
+            node = _Node(parent, token, parent.lm_score, parent.lm_state, word, bonus)
+        if parent is not None:
+            parent.children[token] = node
+        return node
 
-    def _child(self, node: _Node, token: int, fields: tuple | None = None) -> _Node:
-        child = node.children.get(token)
-        if child is None:
-            child = _Node(node, token, *(fields or self._child_fields(node, token)))
-            node.children[token] = child
-        return child
+    def _child_scores(self, node: _Node) -> np.ndarray:
+        """(V,) lm_score + bonus of `node` extended by each token; kept on the node (for a
+        vocabulary of more than 64 tokens, only while the node is in the beam)."""
+        if node.child_scores is None:
+            scores = self._letter_bonuses(node.word) + node.lm_score
+            if self._spaces:
+                space = node.lm_score
+                if node.word:
+                    space += self._word_score(node.lm_state, node.word)[0]
+                for token in self._spaces:
+                    scores[token] = space
+            node.child_scores = scores
+        return node.child_scores
 
     def _final_score(self, node: _Node) -> float:
         score, state = node.lm_score, node.lm_state
@@ -431,65 +504,139 @@ class BeamSearchDecoder:
             Up to `beam_width` beams, best first.
         """
         opts = self.options
-        lp = F.log_softmax(logits[:length].float(), dim=-1).cpu().numpy().astype(np.float64)
+        width = opts.beam_width
+        # log-softmax in numpy: a torch op would wake torch's worker threads, which then spin
+        # on the cores this single-threaded search runs on (measured 2.5x slower on 2 cores)
+        lp = logits[:length].detach().float().cpu().numpy().astype(np.float64)
+        lp = lp - lp.max(-1, keepdims=True)
+        lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
+        V = lp.shape[1]
         lp[:, self.excluded] = NEG_INF
         tried = lp >= opts.token_min_logp
         tried[np.arange(len(lp)), lp.argmax(-1)] = True
         tried[:, self.blank] = False
-        state = self.lm.begin_state() if self.lm is not None and opts.score_boundary else ()
-        root = _Node(None, -1, 0.0, state, "", 0.0)
-        beams: dict[_Node, list[float]] = {root: [0.0, NEG_INF]}  # node -> [p_blank, p_nonblank]
+        # per frame: log-probs of the tokens tried, -inf elsewhere; one extra column (index V)
+        # stands for the root's "previous token" and is never tried
+        frames = np.full((len(lp), V + 1), NEG_INF)
+        frames[:, :V] = np.where(tried, lp, NEG_INF)
+        p_blanks = lp[:, self.blank].tolist()
+        rows, columns = np.nonzero(tried)
+        bounds = np.searchsorted(rows, np.arange(len(lp) + 1)).tolist()
+        columns = columns.tolist()
+
+        for cache in (self._letter_bonus, self._completions):
+            if len(cache) > 65536:  # caches, not records of every word ever seen
+                cache.clear()
+        root = self._new_node(None, -1)
+        self._child_scores(root)
+        beam = _BeamSet([root], [0.0], [NEG_INF])
         for t in range(len(lp)):
-            frame = lp[t]
-            p_blank = frame[self.blank]
-            candidates = [(int(c), frame[c]) for c in np.flatnonzero(tried[t])]
-            # keys: a node of the trie, or (parent, token) for a prefix not created yet
-            nxt: dict[object, list[float]] = {}
-            for node, (pb, pnb) in beams.items():
-                total = _logaddexp(pb, pnb)
-                entry = nxt.setdefault(node, [NEG_INF, NEG_INF])
-                entry[0] = _logaddexp(entry[0], total + p_blank)
-                for c, lpc in candidates:
-                    if c == node.token:  # a repeat merges unless a blank came between
-                        entry[1] = _logaddexp(entry[1], pnb + lpc)
-                        if pb == NEG_INF:
-                            continue
-                        via = pb + lpc
-                    else:
-                        via = total + lpc
-                    key = node.children.get(c) or (node, c)
-                    e = nxt.setdefault(key, [NEG_INF, NEG_INF])
-                    e[1] = _logaddexp(e[1], via)
-            beams = self._prune(nxt)
+            tokens = columns[bounds[t] : bounds[t + 1]]  # the tokens tried in this frame
+            if not tokens:
+                # blank only: every beam's score moves by the same amount; the set and its
+                # order stay as they are
+                p_blank = p_blanks[t]
+                beam.pb = [_logaddexp(b, nb) + p_blank for b, nb in zip(beam.pb, beam.pnb)]
+                beam.pnb = [NEG_INF] * len(beam.pb)
+                continue
+            # few beams x tokens: Python floats beat the fixed cost of array calls
+            small = len(beam.nodes) * (len(tokens) + 1) <= SMALL_STEP
+            step = self._step_scalars if small else self._step_arrays
+            stay_pb, stay_pnb, via, kept = step(beam, tokens, frames[t], p_blanks[t])
+            nodes, pb, pnb = [], [], []
+            K1 = len(tokens) + 1
+            for flat in kept:
+                i, k = divmod(flat, K1)
+                if k == 0:
+                    nodes.append(beam.nodes[i])
+                    pb.append(stay_pb[i])
+                    pnb.append(stay_pnb[i])
+                else:
+                    parent, token = beam.nodes[i], tokens[k - 1]
+                    nodes.append(parent.children.get(token) or self._new_node(parent, token))
+                    pb.append(NEG_INF)
+                    pnb.append(via[i][k - 1])
+            if V > 64:  # large vocabularies: a prefix leaving the beam drops its (V,) scores
+                staying = set(nodes)
+                for node in beam.nodes:
+                    if node not in staying:
+                        node.child_scores = None
+            for node in nodes:
+                if node.child_scores is None:
+                    self._child_scores(node)
+            beam = _BeamSet(nodes, pb, pnb)
+        nodes, pb, pnb = beam.nodes, beam.pb, beam.pnb
         ranked = []
-        for node, (pb, pnb) in beams.items():
-            acoustic = _logaddexp(pb, pnb)
+        for node, b, nb in zip(nodes, pb, pnb):
+            acoustic = _logaddexp(b, nb)
             ranked.append((acoustic + self._final_score(node), acoustic, node))
         ranked.sort(key=lambda r: r[0], reverse=True)
         return [
             Beam(self._text(node), node.tokens(), score, acoustic)
-            for score, acoustic, node in ranked[: opts.beam_width]
+            for score, acoustic, node in ranked[:width]
         ]
 
-    def _prune(self, beams: dict[object, list[float]]) -> dict[_Node, list[float]]:
-        """Keep the best `beam_width` prefixes within `beam_prune_logp` of the best; create trie
-        nodes only for those."""
-        scored = []
-        for key, (pb, pnb) in beams.items():
-            if isinstance(key, _Node):
-                scored.append((_logaddexp(pb, pnb) + key.lm_score + key.bonus, key, None))
-            else:
-                fields = self._child_fields(*key)
-                scored.append((_logaddexp(pb, pnb) + fields[0] + fields[3], key, fields))
-        scored.sort(key=lambda s: s[0], reverse=True)
-        floor = scored[0][0] + self.options.beam_prune_logp
-        kept: dict[_Node, list[float]] = {}
-        for score, key, fields in scored[: self.options.beam_width]:
-            if score < floor:
-                break
-            node = key if fields is None else self._child(key[0], key[1], fields)
-            kept[node] = beams[key]
-        return kept
+    # One frame with at least one token tried. Both steps score, per beam i, "staying" (flat
+    # index i * (K + 1): blank, or a repeat of the last token) and each extension by tokens[k]
+    # (flat index i * (K + 1) + 1 + k), merge extensions into beams that hold the same prefix,
+    # and return lists (stay_pb (N,), stay_pnb (N,), via (N, K), kept flat indices): the best
+    # `beam_width` within `beam_prune_logp` of the best, best first, ties in flat order.
+
+    def _step_arrays(self, beam: _BeamSet, tokens: list[int], frame: np.ndarray,
+                     p_blank: float) -> tuple:  # fmt: skip
+        opts = self.options
+        V = len(frame) - 1
+        cand = np.array(tokens)  # (K,)
+        last = np.array([n.token if n.parent is not None else V for n in beam.nodes])  # (N,)
+        pb, pnb = np.array(beam.pb), np.array(beam.pnb)
+        total = np.logaddexp(pb, pnb)
+        stay_pb = total + p_blank
+        stay_pnb = pnb + frame[last]  # a repeat merges into the same prefix
+        # extension by token c: from any ending, but a repeat only after a blank
+        repeat = last[:, None] == cand[None, :]
+        via = np.where(repeat, pb[:, None], total[:, None]) + frame[cand]  # (N, K)
+        if beam.merges:  # an extension spelling a prefix already in the beam joins it
+            column = {c: k for k, c in enumerate(tokens)}
+            for i, j, token in beam.merges:
+                k = column.get(token)
+                if k is not None and via[j, k] > NEG_INF:
+                    stay_pnb[i] = np.logaddexp(stay_pnb[i], via[j, k])
+                    via[j, k] = NEG_INF
+        prefix = np.array([n.lm_score + n.bonus for n in beam.nodes])
+        children = np.stack([n.child_scores for n in beam.nodes])[:, cand]  # (N, K)
+        stay = np.logaddexp(stay_pb, stay_pnb) + prefix
+        scores = np.concatenate([stay[:, None], via + children], axis=1).ravel()
+        order = np.argsort(-scores, kind="stable")[: opts.beam_width]
+        order = order[scores[order] >= scores[order[0]] + opts.beam_prune_logp]
+        return stay_pb.tolist(), stay_pnb.tolist(), via.tolist(), order.tolist()
+
+    def _step_scalars(self, beam: _BeamSet, tokens: list[int], frame: np.ndarray,
+                      p_blank: float) -> tuple:  # fmt: skip
+        opts = self.options
+        lps = [frame.item(c) for c in tokens]
+        stay_pb, stay_pnb, via = [], [], []
+        for node, b, nb in zip(beam.nodes, beam.pb, beam.pnb):
+            total = _logaddexp(b, nb)
+            last = node.token if node.parent is not None else -1
+            stay_pb.append(total + p_blank)
+            stay_pnb.append(nb + frame.item(last) if last >= 0 else NEG_INF)
+            via.append([(b if c == last else total) + lp for c, lp in zip(tokens, lps)])
+        for i, j, token in beam.merges:
+            if token in tokens:
+                k = tokens.index(token)
+                if via[j][k] > NEG_INF:
+                    stay_pnb[i] = _logaddexp(stay_pnb[i], via[j][k])
+                    via[j][k] = NEG_INF
+        scores = []
+        for node, b, nb, row in zip(beam.nodes, stay_pb, stay_pnb, via):
+            scores.append(_logaddexp(b, nb) + node.lm_score + node.bonus)
+            item = node.child_scores.item
+            scores.extend([v + item(c) for v, c in zip(row, tokens)])
+        # stable: equal scores keep their flat order, as in `_step_arrays`
+        order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
+        order = order[: opts.beam_width]
+        floor = scores[order[0]] + opts.beam_prune_logp
+        return stay_pb, stay_pnb, via, [f for f in order if scores[f] >= floor]
 
     def _text(self, node: _Node) -> str:
         return " ".join("".join(self.labels[t] for t in node.tokens()).split())

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:At least one mel filter:UserWarn
 from tests.models.ast.test_parity import LABELS as AST_LABELS  # noqa: E402
 from tests.models.ast.test_parity import make_tiny as make_ast  # noqa: E402
 from tests.models.wav2vec2.conftest import make_tiny as make_w2v  # noqa: E402
+from tests.models.whisper.test_classification import LABELS as WHISPER_LABELS  # noqa: E402
+from tests.models.whisper.test_classification import make_tiny_classifier  # noqa: E402
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 
@@ -124,3 +126,47 @@ def test_every_input_form_and_resampling(ks):
         assert r == results[0]
     resampled = clf({"array": at_44k, "sampling_rate": 44100})
     assert resampled[0]["label"] == results[0][0]["label"]
+
+
+@pytest.fixture(scope="module")
+def whisper_clf(tmp_path_factory):
+    """A WhisperForAudioClassification (weighted layer sum, as the SUPERB-style recipes)."""
+    folder = tmp_path_factory.mktemp("whisper-clf")
+    hf = make_tiny_classifier(folder, use_weighted_layer_sum=True)
+    return folder, hf
+
+
+def test_whisper_classifier_matches_the_transformers_pipeline(whisper_clf):
+    folder, hf = whisper_clf
+    clf = sf.pipeline("audio-classification", model=folder)
+    assert clf.labels == tuple(WHISPER_LABELS.values())
+    reference = transformers.pipeline(
+        "audio-classification", model=hf,
+        feature_extractor=transformers.WhisperFeatureExtractor.from_pretrained(folder),
+    )  # fmt: skip
+    paths = animals()[:3] + commands()[:2]
+    ours = clf(paths, batch_size=4, top_k=5)
+    for path, result in zip(paths, ours):
+        scores = [r["score"] for r in result]
+        assert sorted(r["label"] for r in result) == sorted(WHISPER_LABELS.values())
+        assert scores == sorted(scores, reverse=True)
+        assert sum(scores) == pytest.approx(1.0, abs=1e-5)
+        theirs = reference(sf.load_audio(path, sampling_rate=16000).samples, top_k=5)
+        assert [r["label"] for r in result] == [r["label"] for r in theirs]
+        np.testing.assert_allclose(scores, [r["score"] for r in theirs], atol=1e-4)
+    one_by_one = [clf(p, top_k=5) for p in paths]
+    for a, b in zip(ours, one_by_one):
+        assert [r["label"] for r in a] == [r["label"] for r in b]
+        np.testing.assert_allclose([r["score"] for r in a], [r["score"] for r in b], atol=1e-5)
+
+
+def test_whisper_speech_recognition_checkpoint_is_not_a_classifier(tmp_path):
+    config = transformers.WhisperConfig(
+        num_mel_bins=80, encoder_layers=1, decoder_layers=1, d_model=32,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128,
+        decoder_ffn_dim=128, vocab_size=100, pad_token_id=0, bos_token_id=0, eos_token_id=0,
+        decoder_start_token_id=1,
+    )  # fmt: skip
+    transformers.WhisperForConditionalGeneration(config).save_pretrained(tmp_path)
+    with pytest.raises(SoundformersError, match="no classification head"):
+        sf.pipeline("audio-classification", model=tmp_path)

@@ -61,6 +61,7 @@ TASKS: dict[str, Task] = {
             ("wav2vec2", _W2V_CLS),
             ("hubert", _W2V_CLS),
             ("audio-spectrogram-transformer", ".models.ast:from_pretrained"),
+            ("whisper", ".models.whisper.classification:from_pretrained_classifier"),
         ),
     ),
     "zero-shot-audio-classification": Task(

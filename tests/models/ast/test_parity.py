@@ -81,3 +81,27 @@ def test_config_without_required_keys(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="hidden_size"):
         from_pretrained(tmp_path)
+
+
+def test_a_missing_part_of_the_fused_attention_projection_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    make_tiny(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    del tensors["audio_spectrogram_transformer.encoder.layer.0.attention.attention.value.weight"]
+    save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"layers.0.attention.qkv.weight fuses .*'key'\]"):
+        from_pretrained(tmp_path)
+
+
+def test_all_tokens_and_the_pooled_tokens_only_agree(tiny):
+    """The classifier computes the last block for CLS and DIST only; the full pass agrees."""
+    folder, _, _ = tiny
+    ours = from_pretrained(folder)
+    x = torch.randn(2, 128, 128)
+    with torch.inference_mode():
+        pooled_full, tokens = ours.module.backbone(x, all_tokens=True)
+        pooled_short, two = ours.module.backbone(x, all_tokens=False)
+    assert tokens.shape == (2, ours.config.num_patches + 2, 32) and two.shape == (2, 2, 32)
+    torch.testing.assert_close(pooled_short, pooled_full, atol=1e-5, rtol=0)
+    torch.testing.assert_close(two, tokens[:, :2], atol=1e-5, rtol=0)

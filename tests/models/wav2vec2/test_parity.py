@@ -120,3 +120,15 @@ def test_unsupported_variant_is_refused(tmp_path):
     make_tiny(tmp_path, "wav2vec2", "base", add_adapter=True)
     with pytest.raises(CheckpointError, match="add_adapter"):
         from_pretrained_ctc(tmp_path)
+
+
+def test_a_missing_part_of_the_fused_attention_projection_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    make_tiny(tmp_path, "wav2vec2", "base")
+    path = tmp_path / "model.safetensors"
+    tensors = load_file(path)
+    tensors.pop("wav2vec2.encoder.layers.1.attention.k_proj.bias")
+    save_file(tensors, path, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"layers.1.attention.qkv.bias fuses 3 tensors"):
+        from_pretrained_ctc(tmp_path)

@@ -17,21 +17,31 @@ __all__ = ["AST", "ASTForAudioClassification"]
 
 
 class Attention(nn.Module):
+    """Multi-head self-attention with the checkpoint's query/key/value fused into one `qkv`
+    Linear (weight (3D, D): rows query, key, value; see convert.py), SDPA core."""
+
     def __init__(self, dim: int, n_heads: int, bias: bool) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.query = nn.Linear(dim, dim, bias=bias)
-        self.key = nn.Linear(dim, dim, bias=bias)
-        self.value = nn.Linear(dim, dim, bias=bias)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, n_queries: int | None = None) -> torch.Tensor:
+        """x: (B, N, D) -> (B, N, D); with `n_queries`, only the first n_queries tokens attend
+        (over all N keys) -> (B, n_queries, D)."""
         B, N, D = x.shape
-        q, k, v = (
-            proj(x).view(B, N, self.n_heads, -1).transpose(1, 2)  # (B, heads, N, head_dim)
-            for proj in (self.query, self.key, self.value)
-        )
-        return self.out(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, N, D))
+        split = (B, N, self.n_heads, D // self.n_heads)
+        if n_queries is None:
+            qkv = self.qkv(x).view(B, N, 3, *split[2:])
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
+        else:
+            w, b = self.qkv.weight, self.qkv.bias
+            kv = F.linear(x, w[D:], None if b is None else b[D:]).view(B, N, 2, *split[2:])
+            k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
+            q = F.linear(x[:, :n_queries], w[:D], None if b is None else b[:D])
+            q = q.view(B, n_queries, *split[2:]).transpose(1, 2)  # (B, heads, n_queries, hd)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, queries, head_dim)
+        return self.out(y.transpose(1, 2).reshape(B, q.shape[2], D))
 
 
 class Block(nn.Module):
@@ -45,9 +55,12 @@ class Block(nn.Module):
         self.layernorm_after = nn.LayerNorm(dim, eps=eps)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), activation(act), nn.Linear(hidden, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attention(self.layernorm_before(x))
-        return x + self.mlp(self.layernorm_after(x))
+    def forward(self, x: torch.Tensor, n_queries: int | None = None) -> torch.Tensor:
+        """x: (B, N, D) -> (B, N, D), or the first `n_queries` tokens only (B, n_queries, D):
+        they still attend to all N tokens, and nothing else is computed for the others."""
+        h = self.attention(self.layernorm_before(x), n_queries)
+        x = h.add_(x if n_queries is None else x[:, :n_queries])  # residual, in place
+        return self.mlp(self.layernorm_after(x)).add_(x)
 
 
 class AST(nn.Module):
@@ -69,15 +82,25 @@ class AST(nn.Module):
         )  # fmt: skip
         self.layernorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, all_tokens: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """features (B, max_length, num_mel_bins) -> (pooled (B, D), tokens).
+
+        tokens: the final states (B, 2 + N, D) of [CLS, DIST, patches], or with
+        `all_tokens=False` only of CLS and DIST (B, 2, D): then the last block computes those
+        two tokens alone (exactly, they attend to every token), which is all that pooling
+        needs (a twelfth less work for AST-base).
+        """
         B = features.shape[0]
         x = self.patch(features.transpose(1, 2)[:, None])  # (B, D, freq patches, time patches)
         x = x.flatten(2).transpose(1, 2)  # (B, N, D), frequency-major
         x = torch.cat([self.cls_token.expand(B, -1, -1), self.distillation_token.expand(B, -1, -1), x],
                       dim=1)  # fmt: skip
         x = x + self.position_embeddings
-        for layer in self.layers:
-            x = layer(x)
+        for i, layer in enumerate(self.layers):
+            last = i == len(self.layers) - 1
+            x = layer(x, None if all_tokens or not last else 2)
         x = self.layernorm(x)
         return (x[:, 0] + x[:, 1]) / 2, x
 
@@ -95,5 +118,5 @@ class ASTForAudioClassification(nn.Module):
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        pooled, _ = self.backbone(features)
+        pooled, _ = self.backbone(features, all_tokens=False)
         return self.head(pooled)

@@ -1,13 +1,17 @@
 """Weight-name table for transformers Wav2Vec2/HuBERT checkpoints -> our modules.
 
 Our module names are the checkpoint's with the backbone prefix ("wav2vec2." or "hubert.")
-renamed to "backbone.". The one tensor fix is the positional convolution's weight norm: stored
-as `weight_g`/`weight_v` (older checkpoints) or `parametrizations.weight.original0/1` (saved by
-torch's parametrizations API); both are folded into one plain `weight`.
+renamed to "backbone.". Two tensor fixes:
+- the positional convolution's weight norm, stored as `weight_g`/`weight_v` (older checkpoints)
+  or `parametrizations.weight.original0/1` (saved by torch's parametrizations API), is folded
+  into one plain `weight`;
+- each layer's `q_proj`, `k_proj` and `v_proj` are concatenated (in that order) into our fused
+  `attention.qkv`.
 
-A table maps a source name (layer index written `{}`) to our name, to `None` (dropped), or to a
-`WeightNormPart` (one half of a weight-normed tensor). Lookup is exact; coverage is checked both
-ways and a mismatch raises `CheckpointError` listing both sides.
+A table maps a source name (layer index written `{}`) to our name, to `None` (dropped), to a
+`WeightNormPart` (one half of a weight-normed tensor) or to a `FusedPart` (one slice of a fused
+tensor). Lookup is exact; coverage is checked both ways and a mismatch raises `CheckpointError`
+listing both sides.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import torch
 from ...checkpoints import name_listing as _listing
 from ...errors import CheckpointError
 
-__all__ = ["WeightNormPart", "convert_state_dict", "fold_weight_norm", "hf_table"]
+__all__ = ["FusedPart", "WeightNormPart", "convert_state_dict", "fold_weight_norm", "hf_table"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,16 @@ class WeightNormPart:
     dim: int = 2
 
 
-Target = str | WeightNormPart | None
+@dataclass(frozen=True)
+class FusedPart:
+    """Slice `index` of `count` of our `target`, concatenated along dim 0 (fused q/k/v)."""
+
+    target: str
+    index: int
+    count: int = 3
+
+
+Target = str | WeightNormPart | FusedPart | None
 
 _LAYER_INDEX = re.compile(r"(?<=\.)(\d+)(?=\.)")
 
@@ -47,6 +60,15 @@ def fold_weight_norm(g: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor
 
 def _wb(src: str, dst: str) -> dict[str, Target]:
     return {f"{src}.weight": f"{dst}.weight", f"{src}.bias": f"{dst}.bias"}
+
+
+def _qkv(src: str, dst: str) -> dict[str, Target]:
+    """Rows fusing `src`.{q,k,v}_proj weights and biases into `dst` (rows q, then k, then v)."""
+    return {
+        f"{src}.{name}_proj.{kind}": FusedPart(f"{dst}.{kind}", index)
+        for index, name in enumerate("qkv")
+        for kind in ("weight", "bias")
+    }
 
 
 def hf_table(prefix: str) -> dict[str, Target]:
@@ -71,9 +93,7 @@ def hf_table(prefix: str) -> dict[str, Target]:
         f"{p}.encoder.pos_conv_embed.conv.parametrizations.weight.original1":
             WeightNormPart(conv, "v"),
         **_wb(f"{p}.encoder.layer_norm", "backbone.encoder.layer_norm"),
-        **_wb(f"{layer}.attention.q_proj", f"{ours}.attention.q_proj"),
-        **_wb(f"{layer}.attention.k_proj", f"{ours}.attention.k_proj"),
-        **_wb(f"{layer}.attention.v_proj", f"{ours}.attention.v_proj"),
+        **_qkv(f"{layer}.attention", f"{ours}.attention.qkv"),
         **_wb(f"{layer}.attention.out_proj", f"{ours}.attention.out_proj"),
         **_wb(f"{layer}.layer_norm", f"{ours}.layer_norm"),
         **_wb(f"{layer}.feed_forward.intermediate_dense", f"{ours}.feed_forward.intermediate_dense"),
@@ -92,13 +112,17 @@ def hf_table(prefix: str) -> dict[str, Target]:
 def convert_state_dict(
     tensors: Mapping[str, torch.Tensor], table: Mapping[str, Target], *, source: str
 ) -> dict[str, torch.Tensor]:
-    """Rename a checkpoint's tensors through `table`, folding weight-normed pairs.
+    """Rename a checkpoint's tensors through `table`, folding weight-normed pairs and
+    concatenating fused parts.
 
     Raises:
-        CheckpointError: names the table does not know, or half of a weight-normed pair.
+        CheckpointError: names the table does not know, half of a weight-normed pair, or a
+            fused tensor with a part missing.
     """
     out: dict[str, torch.Tensor] = {}
     halves: dict[str, dict[str, torch.Tensor]] = {}
+    fused: dict[str, dict[int, torch.Tensor]] = {}
+    counts: dict[str, int] = {}
     dims: dict[str, int] = {}
     unknown = []
     for name, tensor in tensors.items():
@@ -112,6 +136,9 @@ def convert_state_dict(
         if isinstance(target, WeightNormPart):
             halves.setdefault(target.target.format(layer), {})[target.part] = tensor
             dims[target.target.format(layer)] = target.dim
+        elif isinstance(target, FusedPart):
+            fused.setdefault(target.target.format(layer), {})[target.index] = tensor
+            counts[target.target.format(layer)] = target.count
         elif target is not None:
             out[target.format(layer)] = tensor
     if unknown:
@@ -124,4 +151,11 @@ def convert_state_dict(
                 f"{source}: the weight norm of {name} needs both g and v, found only {sorted(parts)}"
             )
         out[name] = fold_weight_norm(parts["g"], parts["v"], dims[name])
+    for name, slices in fused.items():
+        if sorted(slices) != list(range(counts[name])):
+            raise CheckpointError(
+                f"{source}: {name} fuses {counts[name]} tensors (q, k, v projections), found "
+                f"only parts {sorted(slices)}"
+            )
+        out[name] = torch.cat([slices[i] for i in range(counts[name])])
     return out

@@ -45,7 +45,13 @@ def frame_mask(lengths: torch.Tensor, n_frames: int) -> torch.Tensor:
 
 class ConvLayer(nn.Module):
     """One feature-encoder convolution, optionally normalised ("group": per-channel GroupNorm
-    over time; "layer": LayerNorm over channels per frame), then the activation."""
+    over time; "layer": LayerNorm over channels per frame), then the activation.
+
+    Works time-major, (B, T, C): the convolution runs as a 2-D one on a channels-last view (no
+    transposed copies in or out), and the LayerNorm of the "layer" variant normalises the last
+    dim directly. On a 2-core CPU the whole wav2vec2-base encoder measured as fast as the
+    channels-first one at batch 1 and about 13% faster at batch 8.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, bias: bool, norm: str | None,
                  act: str) -> None:  # fmt: skip
@@ -59,16 +65,27 @@ class ConvLayer(nn.Module):
         self.activation = activation(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)  # (B, C, T)
-        if self.norm_kind == "group":
-            x = self.layer_norm(x)
+        """x: (B, T, C_in) -> (B, T_out, C_out)."""
+        conv = self.conv
+        y = F.conv2d(
+            x.transpose(1, 2)[:, :, None],  # (B, C_in, 1, T), channels-last memory
+            conv.weight[:, :, None],  # (C_out, C_in, 1, k)
+            conv.bias,
+            stride=(1, conv.stride[0]),
+        )  # (B, C_out, 1, T_out), channels-last memory
+        y = y[:, :, 0].transpose(1, 2)  # (B, T_out, C_out): a view when channels-last
+        if self.norm_kind == "group":  # one channel per group: normalise each over time
+            norm = self.layer_norm
+            var, mean = torch.var_mean(y, dim=1, keepdim=True, correction=0)  # (B, 1, C)
+            scale = norm.weight * torch.rsqrt(var + norm.eps)
+            y = torch.addcmul(norm.bias - mean * scale, y, scale)
         elif self.norm_kind == "layer":
-            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)
-        return self.activation(x)
+            y = self.layer_norm(y)
+        return self.activation(y)
 
 
 class FeatureEncoder(nn.Module):
-    """Raw audio (B, S) -> conv features (B, C, T)."""
+    """Raw audio (B, S) -> conv features (B, T, C), time-major."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -88,7 +105,7 @@ class FeatureEncoder(nn.Module):
         self.conv_layers = nn.ModuleList(layers)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = audio[:, None]  # (B, 1, S)
+        x = audio[:, :, None]  # (B, S, 1)
         for layer in self.conv_layers:
             x = layer(x)
         return x
@@ -127,22 +144,19 @@ class PositionalConvEmbedding(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention (q/k/v/out projections with biases), SDPA core."""
+    """Multi-head self-attention, SDPA core. The checkpoint's q/k/v projections are fused into
+    one `qkv` Linear (weight (3D, D): rows q, k, v) by convert.py: one GEMM instead of three."""
 
     def __init__(self, dim: int, n_heads: int) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.k_proj = nn.Linear(dim, dim)
-        self.v_proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
         self.out_proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, D = x.shape
-        q, k, v = (
-            proj(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, heads, T, head_dim)
-            for proj in (self.q_proj, self.k_proj, self.v_proj)
-        )
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, D // self.n_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, T, head_dim)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out_proj(y.transpose(1, 2).reshape(B, T, D))
 
@@ -171,11 +185,12 @@ class EncoderLayer(nn.Module):
         self.final_layer_norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # residuals are added in place into the fresh sublayer outputs (no extra tensor)
         if self.pre_norm:
-            x = x + self.attention(self.layer_norm(x), mask)
-            return x + self.feed_forward(self.final_layer_norm(x))
-        x = self.layer_norm(x + self.attention(x, mask))
-        return self.final_layer_norm(x + self.feed_forward(x))
+            x = self.attention(self.layer_norm(x), mask).add_(x)
+            return self.feed_forward(self.final_layer_norm(x)).add_(x)
+        x = self.layer_norm(self.attention(x, mask).add_(x))
+        return self.final_layer_norm(self.feed_forward(x).add_(x))
 
 
 class Encoder(nn.Module):
@@ -245,7 +260,7 @@ class Wav2Vec2Backbone(nn.Module):
         Returns:
             (hidden states of every layer, each (B, T, D); valid frames (B, T) bool or None).
         """
-        features = self.feature_extractor(audio).transpose(1, 2)  # (B, T, C)
+        features = self.feature_extractor(audio)  # (B, T, C)
         valid = None
         if lengths is not None:
             valid = frame_mask(self.output_lengths(lengths), features.shape[1])
@@ -287,14 +302,21 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         states, valid = self.backbone(audio, lengths)
-        if self.config.use_weighted_layer_sum:
-            weights = self.layer_weights.softmax(-1)
-            x = (torch.stack(states, dim=1) * weights[None, :, None, None]).sum(1)
+        if not self.config.use_weighted_layer_sum:
+            states = states[-1:]
+            weights = torch.ones(1, device=audio.device)
         else:
-            x = states[-1]
-        x = self.projector(x)  # (B, T, P)
-        if valid is None:
-            pooled = x.mean(1)
-        else:
-            pooled = (x * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)
-        return self.classifier(pooled)
+            weights = self.layer_weights.float().softmax(-1)
+        # The projector is affine and the weights sum to one, so projecting the weighted sum of
+        # each layer's mean over valid frames equals transformers' mean of the projected
+        # weighted sum, without stacking (B, layers, T, D).
+        pooled = sum(w * _masked_mean(s.float(), valid) for w, s in zip(weights, states))
+        dtype = self.projector.weight.dtype
+        return self.classifier(self.projector(pooled.to(dtype)))  # (B, num_labels)
+
+
+def _masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean over time of x (B, T, D), valid frames only if `valid` (B, T) is given -> (B, D)."""
+    if valid is None:
+        return x.mean(1)
+    return (x * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)

@@ -8,6 +8,11 @@
 
 from __future__ import annotations
 
+from .classification import (
+    WhisperClassifier,
+    WhisperForAudioClassification,
+    from_pretrained_classifier,
+)
 from .config import WhisperConfig
 from .generate import (
     DecodingOptions,
@@ -26,11 +31,14 @@ __all__ = [
     "DecodingResult",
     "FallbackOptions",
     "Whisper",
+    "WhisperClassifier",
     "WhisperConfig",
+    "WhisperForAudioClassification",
     "WhisperForConditionalGeneration",
     "WhisperGenerationConfig",
     "decode",
     "detect_language",
     "from_pretrained",
+    "from_pretrained_classifier",
     "load_model",
 ]
