@@ -90,6 +90,7 @@ def pipeline(
     *,
     device: str | None = None,
     dtype: Any = None,
+    model_kwargs: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Pipeline:
     """Build the pipeline for `task`.
@@ -100,6 +101,8 @@ def pipeline(
             hub id, or an already loaded model. None: the task's bundled default.
         device: "cpu", "cuda", ... (default: the CPU).
         dtype: torch dtype for the weights (default float32).
+        model_kwargs: more arguments for the model's loader, e.g. `{"quantization": "int8"}`
+            for Whisper (int8 decoder weights).
         **kwargs: passed to the pipeline (batch_size, num_workers).
 
     Returns:
@@ -124,7 +127,12 @@ def pipeline(
         )
     if isinstance(model, str) or hasattr(model, "__fspath__"):
         loader = _loader_for(task, spec, model)
-        model = _resolve(loader, "soundformers")(model, device=device, dtype=dtype)
+        load = _resolve(loader, "soundformers")
+        model = load(model, device=device, dtype=dtype, **(model_kwargs or {}))
+    elif model_kwargs:
+        raise ValueError(
+            "model_kwargs apply when the pipeline loads the model: pass a name or path"
+        )
     pipeline_class = spec.pipeline
     for method, candidate in spec.pipelines:
         if callable(getattr(model, method, None)):

