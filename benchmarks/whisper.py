@@ -4,7 +4,8 @@
 
 Same weights everywhere: the bundled CTranslate2 checkpoint, loaded by us, by faster-whisper
 (float32 and, as a reference line, int8), and by transformers (`WhisperForConditionalGeneration`
-filled with our weights renamed to its layout, tied output projection). Same input everywhere:
+filled with our weights renamed to its layout by `convert.hf_state_dict`, tied output
+projection). Same input everywhere:
 the 30 short fixture utterances (`speech_split/*/*.wav`), log-mel padded as features to 30 s
 (faster-whisper's padding), so all systems see identical features; feature extraction is not
 timed. Greedy, no timestamps, suppress-blank and the default suppress list.
@@ -139,31 +140,18 @@ class Transformers(System):
     def __init__(self, ours: Ours, prompt: list[int], suppress: list[int]) -> None:
         import transformers
 
-        from soundformers.models.whisper.convert import HF_TABLE
+        from soundformers.models.whisper.convert import hf_config, hf_state_dict
 
-        model = ours.whisper.model
-        c = model.config
-        config = transformers.WhisperConfig(
-            vocab_size=c.n_vocab, num_mel_bins=c.n_mels, encoder_layers=c.n_audio_layer,
-            decoder_layers=c.n_text_layer, d_model=c.n_audio_state,
-            encoder_attention_heads=c.n_audio_head, decoder_attention_heads=c.n_text_head,
-            encoder_ffn_dim=4 * c.n_audio_state, decoder_ffn_dim=4 * c.n_text_state,
-            max_source_positions=c.n_audio_ctx, max_target_positions=c.n_text_ctx,
-            decoder_start_token_id=prompt[0], pad_token_id=ours.whisper.tokenizer.eot,
-            eos_token_id=ours.whisper.tokenizer.eot,
-        )  # fmt: skip
-        ours_to_hf = {}
-        for hf_pattern, target in HF_TABLE.items():
-            if isinstance(target, str):
-                for layer in range(max(c.n_audio_layer, c.n_text_layer)):
-                    ours_to_hf[target.format(layer)] = hf_pattern.format(layer)
-        state = {ours_to_hf[k]: v for k, v in model.state_dict().items()}
-        state["proj_out.weight"] = state["model.decoder.embed_tokens.weight"]
+        model, tokenizer = ours.whisper.model, ours.whisper.tokenizer
+        config = transformers.WhisperConfig(**hf_config(model.config, tokenizer))
+        state = hf_state_dict(model)  # our weights under transformers' names (convert.py)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.hf = transformers.WhisperForConditionalGeneration(config).eval()
         missing, unexpected = self.hf.load_state_dict(state, strict=False)
-        assert not unexpected and not [k for k in missing if "proj_out" not in k], missing
+        if unexpected or missing != ["proj_out.weight"]:
+            raise RuntimeError(f"renamed weights do not fit: {missing=} {unexpected=}")
+        self.hf.tie_weights()  # proj_out.weight is the token embedding
         self.generate = transformers.GenerationMixin.generate
         self.prompt, self.suppress = prompt, suppress
         self.name = "transformers float32"

@@ -1,5 +1,5 @@
-"""The command line: `soundformers transcribe ...`. Thin: it parses arguments, calls a
-pipeline and writes what it returns."""
+"""The command line: `soundformers transcribe ...`, `speak`, `convert`. Thin: it parses
+arguments, calls a pipeline (or the checkpoint converter) and writes what it returns."""
 
 from __future__ import annotations
 
@@ -106,6 +106,23 @@ def _speak(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from .models.whisper.convert import convert
+
+    started = time.perf_counter()
+    try:
+        out = convert(args.src, args.dst, dtype=args.dtype, tokenizer=args.tokenizer)
+    except (OSError, ValueError) as e:  # unwritable folder, bad dtype: one line, not a trace
+        print(f"error: cannot convert {args.src}: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.src} -> {out} (Hugging Face layout, {args.dtype}) in "
+        f"{time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `soundformers` command."""
     from .formats import FORMATS
@@ -154,6 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--device", default=None)
     s.set_defaults(run=_speak)
+    c = commands.add_parser(
+        "convert", help="write a Whisper checkpoint (CTranslate2, OpenAI .pt, ...) as Hugging Face"
+    )
+    c.add_argument("src", help="bundled alias, CTranslate2/transformers folder, OpenAI .pt, hub id")
+    c.add_argument("dst", help="output folder (config.json, model.safetensors, tokenizer, ...)")
+    c.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    c.add_argument(
+        "--tokenizer", default=None, help="folder or hub id of the tokenizer, for a lone .pt file"
+    )
+    c.set_defaults(run=_convert, error_status=1)
     return parser
 
 
@@ -163,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     try:
         return args.run(args)
-    except SoundformersError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except SoundformersError as e:  # one line, even when the cause spans several
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return getattr(args, "error_status", 2)
 
 
 if __name__ == "__main__":

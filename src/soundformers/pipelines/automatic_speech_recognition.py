@@ -129,9 +129,14 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
         return DecodingOptions(**kwargs), FallbackOptions(**fallback_args), extra
 
     def _forward(self, waves: list[Waveform], **params: Any) -> list[dict[str, Any]]:
+        from dataclasses import replace
+
         from ..models.whisper.transcribe import transcribe_batched, transcribe_sequential
 
         audios = [w.samples for w in waves]
+        # without timestamps asked, audio of one window is decoded as text only: the audio is
+        # padded to 30 s and decoded after <|notimestamps|>, as transformers' pipeline does
+        decoding = replace(params["decoding"], without_timestamps=not params["return_timestamps"])
         if params["long_form"] == "batched":
             results = transcribe_batched(
                 self.model, audios, params["decoding"], params["fallback"],
@@ -140,7 +145,7 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
             )  # fmt: skip
         else:
             results = transcribe_sequential(
-                self.model, audios, params["decoding"], params["fallback"],
+                self.model, audios, decoding, params["fallback"],
                 condition_on_previous_text=params["condition_on_previous_text"],
                 initial_prompt=params["initial_prompt"],
                 word_timestamps=params["return_timestamps"] == "word",

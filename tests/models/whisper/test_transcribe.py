@@ -83,3 +83,23 @@ def test_cuts_cover_the_audio_within_the_limit_and_fall_in_pauses(seed, n, max_s
 
 def test_short_audio_is_one_piece():
     assert plan_cuts(np.zeros(16000 * 5, np.float32)) == [(0, 80000)]
+
+
+def test_a_cut_leaves_lead_seconds_of_the_pause_before_the_next_speech():
+    """Whisper dates a window's first segment at 0.00 however much silence opens it, so a
+    piece starts `lead_seconds` (plus the 50 ms of energy smoothing) before its speech, not
+    where the pause begins."""
+    rng = np.random.default_rng(0)
+    rate = 16000
+
+    def burst():
+        return (rng.standard_normal(4 * rate) * 0.1).astype(np.float32)
+
+    pause = np.zeros(int(1.5 * rate), np.float32)
+    audio = np.concatenate([burst(), pause, burst(), pause, burst()])
+    onsets = [int(5.5 * rate), int(11 * rate)]
+    for lead in (0.2, 0.4):
+        cuts = plan_cuts(audio, max_seconds=8.0, lead_seconds=lead)
+        assert len(cuts) == 3
+        for (_, cut), onset in zip(cuts, onsets):
+            assert lead <= (onset - cut) / rate <= lead + 0.07, (lead, cut / rate)

@@ -1,4 +1,5 @@
-"""Weight-name tables: each checkpoint layout's names -> ours (openai/whisper's names).
+"""Weight-name tables: each checkpoint layout's names -> ours (openai/whisper's names), and the
+writer of the Hugging Face layout (`save_pretrained`, `convert`).
 
 A table maps a source name, with the layer index written `{}`, to
 - a name of ours (same tensor, cast to the model dtype),
@@ -7,13 +8,20 @@ A table maps a source name, with the layer index written `{}`, to
 
 Lookup is exact. After mapping, coverage is checked both ways: a source name the table does not
 know, or a parameter of ours nothing produced, raises `CheckpointError` with both lists.
+
+Writing goes the other way through the same `HF_TABLE`, inverted (`hf_state_dict`): every name
+of ours must have exactly one transformers name, or the writer raises.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,14 +31,25 @@ from ...errors import CheckpointError
 from .config import WhisperConfig
 from .model import Whisper
 
+if TYPE_CHECKING:
+    from ...text.whisper_tokenizer import WhisperTokenizer
+    from .generate import WhisperForConditionalGeneration
+
 __all__ = [
     "CT2_TABLE",
     "HF_TABLE",
     "OPENAI_TABLE",
     "Split",
+    "convert",
     "convert_state_dict",
+    "hf_config",
+    "hf_generation_config",
+    "hf_state_dict",
     "load_weights",
+    "save_pretrained",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -278,3 +297,330 @@ def load_weights(
     with torch.device("meta"):
         model = Whisper(config)
     return assign_weights(model, state_dict, dtype=dtype, device=device, source=source)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing the Hugging Face layout: HF_TABLE inverted, plus the JSON files transformers reads
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# transformers names every architecture field; these are the values Whisper always has
+_HF_FIXED = {
+    "activation_function": "gelu",
+    "scale_embedding": False,
+    "tie_word_embeddings": True,
+    "use_cache": True,
+    "is_encoder_decoder": True,
+}
+
+
+def _inverse(table: Mapping[str, Target]) -> dict[str, str]:
+    """Our name pattern -> the source pattern, for the rows that map one name to one name."""
+    inverse: dict[str, str] = {}
+    for source, target in table.items():
+        if isinstance(target, str):
+            if target in inverse:
+                raise CheckpointError(f"{target} has two sources: {inverse[target]}, {source}")
+            inverse[target] = source
+    return inverse
+
+
+def hf_state_dict(model: Whisper, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Our parameters under transformers' `WhisperForConditionalGeneration` names.
+
+    The output projection `proj_out.weight` is tied to the token embedding, so it is not
+    written (transformers ties it when loading, as its own `save_pretrained` does).
+
+    Args:
+        model: a loaded `Whisper`.
+        dtype: cast floating tensors to this dtype (default: keep theirs).
+
+    Returns:
+        name -> contiguous CPU tensor, e.g. "model.decoder.layers.0.self_attn.q_proj.weight".
+
+    Raises:
+        CheckpointError: a parameter of ours has no transformers name (the table is not total).
+    """
+    inverse = _inverse(HF_TABLE)
+    out: dict[str, torch.Tensor] = {}
+    unknown = []
+    for name, tensor in model.state_dict().items():
+        match = _LAYER_INDEX.search(name)
+        pattern = _LAYER_INDEX.sub("{}", name, count=1) if match else name
+        if pattern not in inverse:
+            unknown.append(name)
+            continue
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        out[inverse[pattern].format(match.group(1) if match else "")] = (
+            tensor.detach().to("cpu").contiguous()
+        )
+    if unknown:
+        raise CheckpointError(
+            f"{len(unknown)} parameters have no transformers name in HF_TABLE: {_listing(unknown)}"
+        )
+    return out
+
+
+def hf_config(
+    config: WhisperConfig, tokenizer: WhisperTokenizer, dtype: torch.dtype = torch.float32
+) -> dict[str, Any]:
+    """transformers' `WhisperConfig` keys (config.json) for our architecture and tokenizer."""
+    return {
+        "architectures": ["WhisperForConditionalGeneration"],
+        "model_type": "whisper",
+        "vocab_size": config.n_vocab,
+        "num_mel_bins": config.n_mels,
+        "d_model": config.n_audio_state,
+        "encoder_layers": config.n_audio_layer,
+        "encoder_attention_heads": config.n_audio_head,
+        "encoder_ffn_dim": 4 * config.n_audio_state,
+        "decoder_layers": config.n_text_layer,
+        "decoder_attention_heads": config.n_text_head,
+        "decoder_ffn_dim": 4 * config.n_text_state,
+        "num_hidden_layers": config.n_audio_layer,
+        "max_source_positions": config.n_audio_ctx,
+        "max_target_positions": config.n_text_ctx,
+        **_HF_FIXED,
+        "bos_token_id": tokenizer.eot,
+        "eos_token_id": tokenizer.eot,
+        "pad_token_id": tokenizer.eot,
+        "decoder_start_token_id": tokenizer.sot,
+        "dtype": str(dtype).removeprefix("torch."),
+    }
+
+
+def hf_generation_config(
+    config: WhisperConfig,
+    tokenizer: WhisperTokenizer,
+    alignment_heads: tuple[tuple[int, int], ...] = (),
+    suppress_tokens: tuple[int, ...] | None = None,
+    begin_suppress_tokens: tuple[int, ...] | None = None,
+) -> dict[str, Any]:
+    """transformers' `generation_config.json` for Whisper: special ids, decoding defaults.
+
+    Args:
+        config: architecture.
+        tokenizer: the model's tokenizer (all ids are looked up in it).
+        alignment_heads: (layer, head) pairs for word timing; () writes openai-whisper's
+            fallback, every head of the second half of the decoder layers.
+        suppress_tokens: the checkpoint's list; None: the tokenizer's non-speech symbols plus
+            the task and start tokens (what decoding suppresses with "-1").
+        begin_suppress_tokens: suppressed at the first sampled position; None: [" ", eot].
+    """
+    from .generate import DecodingOptions, WhisperGenerationConfig
+    from .logit_rules import suppress_ids
+
+    if not alignment_heads:
+        alignment_heads = tuple(
+            (layer, head)
+            for layer in range(config.n_text_layer // 2, config.n_text_layer)
+            for head in range(config.n_text_head)
+        )
+        logger.warning(
+            "the checkpoint names no alignment heads; writing every head of decoder layers "
+            "%d-%d (openai-whisper's fallback) for word timestamps",
+            config.n_text_layer // 2, config.n_text_layer - 1,
+        )  # fmt: skip
+    suppress = suppress_ids(
+        tokenizer, DecodingOptions(), WhisperGenerationConfig(suppress_tokens=suppress_tokens)
+    )
+    if begin_suppress_tokens is None:
+        begin_suppress_tokens = (*tokenizer.encode(" "), tokenizer.eot)
+    out: dict[str, Any] = {
+        "alignment_heads": [list(pair) for pair in alignment_heads],
+        "begin_suppress_tokens": list(begin_suppress_tokens),
+        "suppress_tokens": suppress,
+        "bos_token_id": tokenizer.eot,
+        "eos_token_id": tokenizer.eot,
+        "pad_token_id": tokenizer.eot,
+        "decoder_start_token_id": tokenizer.sot,
+        "no_timestamps_token_id": tokenizer.no_timestamps,
+        "prev_sot_token_id": tokenizer.sot_prev,
+        "max_initial_timestamp_index": 50,  # 1.0 s, as openai-whisper
+        "max_length": config.n_text_ctx,
+        "is_multilingual": tokenizer.multilingual,
+    }
+    if tokenizer.multilingual:
+        out["lang_to_id"] = {
+            f"<|{code}|>": tokenizer.language_id(code) for code in tokenizer.language_codes
+        }
+        out["task_to_id"] = {"transcribe": tokenizer.transcribe, "translate": tokenizer.translate}
+    return out
+
+
+def _tokenizer_files(tokenizer: WhisperTokenizer, n_text_ctx: int) -> dict[str, str]:
+    """tokenizer.json (timestamp tokens included), the vocab.json/merges.txt pair of the slow
+    tokenizer, and the configs transformers' `WhisperTokenizer` reads: file name -> text."""
+    backend = tokenizer._tok  # the `tokenizers.Tokenizer` (WhisperTokenizer has no public one)
+    full = json.loads(backend.to_str())
+    bpe = full["model"]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]]
+    special = "<|endoftext|>"
+    specials = {"bos_token": special, "eos_token": special, "unk_token": special,
+                "pad_token": special}  # fmt: skip
+    tokenizer_config = {
+        "tokenizer_class": "WhisperTokenizer",
+        "processor_class": "WhisperProcessor",
+        "model_max_length": 2 * n_text_ctx + 128,  # transformers' own value for Whisper: 1024
+        "add_prefix_space": False,
+        "errors": "replace",
+        **specials,
+    }
+
+    def dump(obj: Any) -> str:
+        return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
+
+    return {
+        "tokenizer.json": backend.to_str(pretty=True),
+        "vocab.json": dump(bpe["vocab"]),
+        "merges.txt": "#version: 0.2\n" + "\n".join(merges) + "\n",
+        "tokenizer_config.json": dump(tokenizer_config),
+        "special_tokens_map.json": dump(specials),
+    }
+
+
+def _preprocessor_config(n_mels: int, n_audio_ctx: int) -> dict[str, Any]:
+    """`WhisperFeatureExtractor` settings: 16 kHz, 25 ms window, 10 ms hop, 30 s windows."""
+    return {
+        "feature_extractor_type": "WhisperFeatureExtractor",
+        "processor_class": "WhisperProcessor",
+        "feature_size": n_mels,
+        "sampling_rate": 16000,
+        "hop_length": 160,
+        "n_fft": 400,
+        "chunk_length": 30,
+        "n_samples": 480000,
+        "nb_max_frames": 2 * n_audio_ctx,
+        "padding_side": "right",
+        "padding_value": 0.0,
+        "return_attention_mask": False,
+    }
+
+
+def save_pretrained(
+    whisper: WhisperForConditionalGeneration,
+    folder: str | Path,
+    *,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a Whisper model in the Hugging Face layout, readable by transformers and by us.
+
+    Writes `config.json`, `model.safetensors`, `generation_config.json`, `tokenizer.json`,
+    `vocab.json`, `merges.txt`, `tokenizer_config.json`, `special_tokens_map.json` and
+    `preprocessor_config.json`, so that `transformers.pipeline("automatic-speech-recognition",
+    model=folder)` works offline.
+
+    Args:
+        whisper: the model with its tokenizer and decoding defaults (`from_pretrained(...)`).
+        folder: the output folder (created; files of the same names are replaced).
+        dtype: dtype of the saved weights (default: the model's).
+
+    Returns:
+        The folder.
+    """
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"cannot write a model folder at {folder}: it is a file")
+    folder.mkdir(parents=True, exist_ok=True)
+    model, tokenizer, gen = whisper.model, whisper.tokenizer, whisper.generation_config
+    config = model.config
+    dtype = dtype or next(model.parameters()).dtype
+    tensors = hf_state_dict(model, dtype)
+    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    files = {
+        "config.json": hf_config(config, tokenizer, dtype),
+        "generation_config.json": hf_generation_config(
+            config, tokenizer, gen.alignment_heads, gen.suppress_tokens, gen.begin_suppress_tokens
+        ),
+        "preprocessor_config.json": _preprocessor_config(config.n_mels, config.n_audio_ctx),
+    }
+    for name, content in files.items():
+        (folder / name).write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    for name, text in _tokenizer_files(tokenizer, config.n_text_ctx).items():
+        (folder / name).write_text(text, encoding="utf-8")
+    logger.info("wrote Whisper (%d tensors, %s) to %s", len(tensors), dtype, folder)
+    return folder
+
+
+# the bundled tokenizers, by vocabulary size, for checkpoints that come without one (OpenAI .pt)
+_BUNDLED_TOKENIZERS = {51864: "whisper-tiny.en", 51865: "whisper-base"}
+
+
+def _find_tokenizer(
+    source_folder: Path | None, n_vocab: int, tokenizer: str | Path | None, source: str
+) -> WhisperTokenizer:
+    """The tokenizer for a checkpoint: the one asked for, the one beside it, or a bundled one
+    with the same vocabulary."""
+    from ...hub import resolve_model
+    from ...text.whisper_tokenizer import WhisperTokenizer
+
+    if tokenizer is not None:
+        folder = resolve_model(tokenizer).folder
+    elif source_folder is not None and (source_folder / "tokenizer.json").is_file():
+        folder = source_folder
+    elif n_vocab in _BUNDLED_TOKENIZERS:
+        folder = resolve_model(_BUNDLED_TOKENIZERS[n_vocab]).folder
+        logger.info("%s has no tokenizer.json beside it: using %s's", source, folder)
+    else:
+        raise CheckpointError(
+            f"{source} has no tokenizer.json beside it and no bundled tokenizer has its "
+            f"{n_vocab} tokens; pass tokenizer= (a folder or hub id with the matching "
+            "tokenizer.json, e.g. openai/whisper-large-v3)"
+        )
+    if folder is None:
+        raise CheckpointError(f"no tokenizer folder for {tokenizer}")
+    result = WhisperTokenizer.from_folder(folder)
+    if result.vocab_size > n_vocab or result.multilingual != (n_vocab >= 51865):
+        raise CheckpointError(
+            f"the tokenizer in {folder} ({result.vocab_size} tokens) does not fit {source} "
+            f"({n_vocab} tokens); use the tokenizer that came with these weights"
+        )
+    return result
+
+
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    dtype: torch.dtype | str | None = None,
+    tokenizer: str | Path | None = None,
+) -> Path:
+    """Convert any Whisper checkpoint we load to the Hugging Face layout.
+
+    Args:
+        src: a bundled alias ("whisper-tiny.en"), a CTranslate2 / transformers folder, an
+            OpenAI `.pt` file, or a hub id.
+        dst: the output folder.
+        dtype: "float32", "float16", "bfloat16" or a torch dtype (default float32).
+        tokenizer: where to take the tokenizer from when `src` has none beside it (OpenAI
+            `.pt` files); default: a bundled tokenizer with the same vocabulary.
+
+    Returns:
+        The output folder.
+
+    Example:
+        >>> convert("whisper-tiny.en", "whisper-tiny.en-hf")
+        >>> transformers.pipeline("automatic-speech-recognition", model="whisper-tiny.en-hf")
+    """
+    from ...checkpoints import read_json
+    from .generate import WhisperForConditionalGeneration, WhisperGenerationConfig
+    from .load import load_model
+
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        dtype = DTYPES[dtype]
+    dtype = dtype or torch.float32
+    loaded = load_model(src, dtype=torch.float32)
+    source = "+".join(str(p) for p in loaded.files.weights)
+    folder = loaded.files.folder
+    tok = _find_tokenizer(folder, loaded.model.config.n_vocab, tokenizer, source)
+    gen_path = folder / "generation_config.json" if folder is not None else None
+    gen_json = read_json(gen_path) if gen_path is not None and gen_path.is_file() else {}
+    # a lone .pt's folder may hold unrelated files: only a folder checkpoint's configs count
+    configs = (loaded.config_json, gen_json) if loaded.layout != "openai" else ()
+    generation_config = WhisperGenerationConfig.from_json(*configs)
+    whisper = WhisperForConditionalGeneration(loaded.model, tok, generation_config)
+    return save_pretrained(whisper, dst, dtype=dtype)

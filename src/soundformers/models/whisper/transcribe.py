@@ -168,7 +168,7 @@ class _Progress:
     mel: torch.Tensor  # (n_mels, frames + 3000)
     content_frames: int
     seek: int = 0
-    tokens: list[int] = field(default_factory=list)  # text tokens of the segments so far
+    tokens: list[int] = field(default_factory=list)  # tokens of the segments so far (prompt)
     segments: list[Segment] = field(default_factory=list)
     prompt_start: int = 0  # tokens before this index are not used as prompt any more
     language: str | None = None
@@ -194,8 +194,10 @@ def transcribe_sequential(
     Args:
         whisper: the model with its tokenizer.
         audios: mono float32 audio at 16 kHz, each of shape (time,).
-        options: decoding options for every window (language, task, ...); timestamps are
-            always predicted, since they tell where the next window starts.
+        options: decoding options for every window (language, task, ...). Timestamps are
+            predicted, since they tell where the next window starts, except that with
+            `without_timestamps=True` a recording that fits one 30 s window is decoded as
+            text only (as transformers' pipeline does without `return_timestamps`).
         fallback: temperature fallback and no-speech rules (None: one pass, no silence skip).
         condition_on_previous_text: prompt each window with the text decoded so far (reset
             after a window decoded at temperature > 0.5).
@@ -207,20 +209,45 @@ def transcribe_sequential(
     Returns:
         One Transcription per recording, in order.
     """
+    text_only = options is not None and options.without_timestamps
     options = replace(options or DecodingOptions(), without_timestamps=False, prompt=None)
-    generator = _generator(whisper, seed)
-    tokenizer = whisper.tokenizer
-    first_prompt = tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt else []
+    step = _SequentialStep(
+        whisper, fallback, _generator(whisper, seed), word_timestamps, condition_on_previous_text,
+        whisper.tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt else [],
+    )  # fmt: skip
     states = [
         _Progress(_full_mel(audio, whisper.n_mels), len(audio) // HOP_LENGTH) for audio in audios
     ]
     while active := [s for s in states if s.seek < s.content_frames]:
-        # the current window of every unfinished recording, each with its own prompt: one batch
-        prompts = [first_prompt + s.tokens[s.prompt_start :] or None for s in active]
+        # a recording that fits one window needs no timestamps to find the next window
+        single = [s for s in active if text_only and s.content_frames <= WINDOW_FRAMES]
+        rest = [s for s in active if not (text_only and s.content_frames <= WINDOW_FRAMES)]
+        if single:
+            step(single, replace(options, without_timestamps=True))
+        if rest:
+            step(rest, options)
+    return [_transcription(s.segments, s.language) for s in states]
+
+
+@dataclass(frozen=True)
+class _SequentialStep:
+    """Decode the current window of several recordings as one batch and advance each."""
+
+    whisper: WhisperForConditionalGeneration
+    fallback: FallbackOptions | None
+    generator: torch.Generator | None
+    word_timestamps: bool
+    condition: bool
+    first_prompt: list[int]
+
+    def __call__(self, active: list[_Progress], options: DecodingOptions) -> None:
+        whisper, tokenizer, fallback = self.whisper, self.whisper.tokenizer, self.fallback
+        # the current window of every recording, each with its own prompt: one batch
+        prompts = [self.first_prompt + s.tokens[s.prompt_start :] or None for s in active]
         encoder_out = whisper.encode(torch.stack([_window(s.mel, s.seek) for s in active]))
         results = whisper.generate(
             options=options, fallback=fallback, encoder_out=encoder_out, prompts=prompts,
-            generator=generator,
+            generator=self.generator,
         )  # fmt: skip
         frames = [min(WINDOW_FRAMES, s.content_frames - s.seek) for s in active]
         found = [
@@ -229,7 +256,7 @@ def transcribe_sequential(
             )
             for s, r, n in zip(active, results, frames)
         ]  # fmt: skip
-        if word_timestamps:
+        if self.word_timestamps:
             windows = [
                 (f[0], s.seek, n, r.language) for f, s, r, n in zip(found, active, results, frames)
             ]
@@ -240,8 +267,7 @@ def transcribe_sequential(
                 state.last_speech_end = end
         for state, result, (segments, consumed), n in zip(active, results, found, frames):
             state.language = state.language or result.language
-            _advance(state, result, segments, consumed, n, tokenizer, condition_on_previous_text)
-    return [_transcription(s.segments, s.language) for s in states]
+            _advance(state, result, segments, consumed, n, self.condition)
 
 
 def _add_words(
@@ -283,7 +309,6 @@ def _advance(
     segments: list[Segment],
     consumed: int | None,
     window_frames: int,
-    tokenizer,
     condition: bool,
 ) -> None:
     """Add one window's segments to a recording's progress and move its seek.
@@ -296,7 +321,9 @@ def _advance(
     end_time = (state.seek + window_frames) / FRAMES_PER_SECOND
     for s in segments:  # a closing timestamp past the audio is clipped to its end
         state.segments.append(replace(s, end=min(s.end, end_time)) if s.end > end_time else s)
-        state.tokens.extend(t for t in s.tokens if t < tokenizer.timestamp_begin)
+        # the prompt keeps the timestamp tokens, as openai-whisper and faster-whisper do: a
+        # prompt of text alone makes the model stop cutting segments at sentence ends
+        state.tokens.extend(s.tokens)
     state.seek += min(consumed, window_frames) if consumed > 0 else window_frames
     if not condition or result.temperature > 0.5:
         state.prompt_start = len(state.tokens)
@@ -316,17 +343,22 @@ def plan_cuts(
     *,
     max_seconds: float = 30.0,
     min_seconds: float | None = None,
+    lead_seconds: float = 0.4,
     sampling_rate: int = SAMPLING_RATE,
 ) -> list[tuple[int, int]]:
     """Cut a recording into pieces of at most `max_seconds`, each cut at the quietest moment.
 
-    Each cut is placed in [start + min_seconds, start + max_seconds] at the 10 ms frame of
-    lowest energy (averaged over 100 ms), so speech is split in its pauses where it has any.
+    Each cut is placed in [start + min_seconds, start + max_seconds] in the pause around the
+    10 ms frame of lowest energy (averaged over 100 ms), `lead_seconds` before that pause ends,
+    so speech is split in its pauses where it has any and each piece opens shortly before its
+    speech (Whisper dates a window's first segment at 0.00 whatever silence precedes it).
 
     Args:
         audio: mono samples, shape (time,).
         max_seconds: longest piece.
         min_seconds: shortest piece before the last (default: half of `max_seconds`).
+        lead_seconds: silence kept before the speech that follows a cut (less if the pause
+            is shorter).
         sampling_rate: rate of `audio` in Hz.
 
     Returns:
@@ -343,10 +375,16 @@ def plan_cuts(
     smoothed = np.convolve(energy, np.ones(10) / 10, mode="same")
     cuts = []
     start = 0
+    lead = round(lead_seconds * 100)  # in 10 ms frames
     while n - start > max_len:
         lo, hi = (start + min_len) // hop, (start + max_len) // hop
         quietest = lo + int(np.argmin(smoothed[lo:hi]))
-        cut = quietest * hop + hop // 2
+        # cut near the end of that pause, not at its start
+        quiet = smoothed[quietest] * 2 + 1e-10
+        end = quietest
+        while end + 1 < hi and smoothed[end + 1] <= quiet:
+            end += 1
+        cut = max(quietest, end - lead) * hop + hop // 2
         cuts.append((start, cut))
         start = cut
     cuts.append((start, n))

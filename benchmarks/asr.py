@@ -1,0 +1,270 @@
+"""Speech recognition on CPU, one run: soundformers vs transformers' pipeline vs faster-whisper.
+
+    .venv/bin/python benchmarks/asr.py [--threads 2] [--quick]
+
+Same weights everywhere: the bundled Whisper tiny.en (CTranslate2), read by us, by faster-whisper
+(int8 and float32), and by transformers from the Hugging Face folder our `convert` writes. Same
+audio everywhere, decoded once to 16 kHz by the parent process:
+
+- short: every utterance of the fixture speech set (speech/ and speech_split/: 60 files,
+  169 s), greedy, no timestamps, one pass (no temperature fallback);
+- long: longform/piper_4min.flac (240 s), greedy, sequential 30 s windows conditioned on the
+  previous text (soundformers also in its batched long-form mode).
+
+Each system runs in its own subprocess (`--system NAME`, printing one JSON line), so its peak
+RSS is its own. Reported: cold start (imports + loading tiny.en), wall time and real-time
+factor (wall / audio seconds) of each part, WER (Whisper English normalizer) and peak RSS;
+then each rival's wall time divided by ours (> 1: we are faster). Audio decoding is not timed.
+`--quick`: 6 utterances and the 73 s espeak recording, a smoke run.
+
+The machine may be shared with other work: figures from one run are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+STARTED = time.perf_counter()  # before any heavy import: the cold start counts from here
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+SYSTEMS = (
+    "soundformers-fp32",
+    "soundformers-bf16",
+    "transformers-b1",
+    "transformers-b8",
+    "faster-whisper-int8",
+    "faster-whisper-fp32",
+)
+OURS = "soundformers-fp32"
+
+
+# --------------------------------------------------------------------------------------------
+# one system, in a child process
+
+
+def _run_soundformers(dtype_name: str, data: dict, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    import soundformers as sf
+    from soundformers.models.whisper import from_pretrained
+
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    model = from_pretrained("whisper-tiny.en", dtype=dtype)
+    asr = sf.pipeline("automatic-speech-recognition", model=model)
+    loaded = time.perf_counter()
+    greedy = {"temperature": 0.0}  # one pass, as the rivals below
+    rows = [{"array": a, "sampling_rate": 16000} for a in data["short"]]
+    start = time.perf_counter()
+    short = [o["text"] for o in asr(rows, batch_size=8, generate_kwargs=greedy)]
+    short_wall = time.perf_counter() - start
+    out = {"cold_s": loaded - STARTED, "short_wall": short_wall, "short_texts": short}
+    long = {"array": data["long"], "sampling_rate": 16000}
+    for mode, key in (("sequential", "long"), ("batched", "long_batched")):
+        start = time.perf_counter()
+        text = asr(long, long_form=mode, batch_size=8, generate_kwargs=greedy)["text"]
+        out[f"{key}_wall"], out[f"{key}_text"] = time.perf_counter() - start, text
+    return out
+
+
+def _run_transformers(batch: int, data: dict, threads: int, hf_dir: str) -> dict:
+    import warnings
+
+    import torch
+
+    torch.set_num_threads(threads)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    warnings.simplefilter("ignore")
+    pipe = transformers.pipeline("automatic-speech-recognition", model=hf_dir, device="cpu")
+    loaded = time.perf_counter()
+    greedy = {"num_beams": 1}  # the pipeline's own default is beam search (5)
+    rows = [{"raw": a, "sampling_rate": 16000} for a in data["short"]]
+    start = time.perf_counter()
+    short = [o["text"] for o in pipe(rows, batch_size=batch, generate_kwargs=greedy)]
+    short_wall = time.perf_counter() - start
+    start = time.perf_counter()
+    long = pipe(
+        {"raw": data["long"], "sampling_rate": 16000},
+        return_timestamps=True,
+        generate_kwargs={**greedy, "condition_on_prev_tokens": True},
+    )["text"]
+    return {
+        "cold_s": loaded - STARTED,
+        "short_wall": short_wall,
+        "short_texts": short,
+        "long_wall": time.perf_counter() - start,
+        "long_text": long,
+    }
+
+
+def _run_faster_whisper(compute_type: str, data: dict, threads: int, ct2_dir: str) -> dict:
+    import faster_whisper
+
+    model = faster_whisper.WhisperModel(
+        ct2_dir, device="cpu", compute_type=compute_type, cpu_threads=threads
+    )
+    loaded = time.perf_counter()
+    start = time.perf_counter()
+    short = [
+        "".join(
+            s.text
+            for s in model.transcribe(a, beam_size=1, temperature=0.0, without_timestamps=True)[0]
+        )
+        for a in data["short"]
+    ]
+    short_wall = time.perf_counter() - start
+    start = time.perf_counter()
+    long = "".join(s.text for s in model.transcribe(data["long"], beam_size=1, temperature=0.0)[0])
+    return {
+        "cold_s": loaded - STARTED,
+        "short_wall": short_wall,
+        "short_texts": short,
+        "long_wall": time.perf_counter() - start,
+        "long_text": long,
+    }
+
+
+def run_system(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    with np.load(args.audio) as npz:
+        data = {
+            "short": [npz[f"short{i}"] for i in range(int(npz["n_short"]))],
+            "long": npz["long"],
+        }
+    family, variant = args.system.rsplit("-", 1)
+    if family == "soundformers":
+        out = _run_soundformers(variant, data, args.threads)
+    elif family == "transformers":
+        out = _run_transformers(int(variant[1:]), data, args.threads, args.hf_dir)
+    else:
+        compute_type = {"int8": "int8", "fp32": "float32"}[variant]
+        out = _run_faster_whisper(compute_type, data, args.threads, args.ct2_dir)
+    out["system"] = args.system
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
+    print(json.dumps(out))
+
+
+# --------------------------------------------------------------------------------------------
+# the parent: audio, conversion, one child per system, the table
+
+
+def load_audio_set(quick: bool) -> tuple[list, list[str], object, str]:
+    """(short arrays, their references, long array, long reference), all at 16 kHz."""
+    from soundformers.audio.io import load_audio
+
+    metas = [FIXTURES / "speech" / "metadata.csv"]
+    metas += sorted((FIXTURES / "speech_split").glob("*/metadata.csv"))
+    short, refs = [], []
+    for meta in metas:
+        with open(meta, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                short.append(load_audio(meta.parent / row["file_name"], 16000).samples)
+                refs.append(row["transcription"])
+    name = "espeak_75s.wav" if quick else "piper_4min.flac"
+    long = load_audio(FIXTURES / "longform" / name, 16000).samples
+    reference = json.loads((FIXTURES / "longform" / name).with_suffix(".json").read_text())
+    if quick:
+        short, refs = short[:6], refs[:6]
+    return short, refs, long, reference["text"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="6 utterances + the 73 s recording")
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--system", default=None, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--audio", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--hf-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--ct2-dir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.system:
+        run_system(args)
+        return
+
+    import numpy as np
+
+    from soundformers.hub import resolve_model
+    from soundformers.metrics import wer
+    from soundformers.models.whisper.convert import convert
+
+    short, refs, long, long_ref = load_audio_set(args.quick)
+    seconds_short = sum(len(a) for a in short) / 16000
+    seconds_long = len(long) / 16000
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="asr-bench-") as tmp:
+        audio_file = Path(tmp) / "audio.npz"
+        np.savez(
+            audio_file,
+            n_short=len(short),
+            long=long,
+            **{f"short{i}": a for i, a in enumerate(short)},
+        )
+        hf_dir = convert("whisper-tiny.en", Path(tmp) / "tiny.en-hf")
+        ct2_dir = resolve_model("whisper-tiny.en").folder
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "0"}
+        print(
+            f"{len(short)} utterances ({seconds_short:.0f} s) + one recording "
+            f"({seconds_long:.0f} s), {args.threads} threads",
+            file=sys.stderr,
+        )
+        for system in args.systems:
+            command = [sys.executable, __file__, "--system", system, "--audio", str(audio_file),
+                       "--hf-dir", str(hf_dir), "--ct2-dir", str(ct2_dir),
+                       "--threads", str(args.threads)]  # fmt: skip
+            print(f"  running {system} ...", file=sys.stderr, flush=True)
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"  {system} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
+                continue
+            rows[system] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    norm = "whisper_english"
+    header = (f"{'system':22}{'cold s':>8}{'short s':>9}{'RTF':>7}{'WER %':>7}"
+              f"{'long s':>8}{'RTF':>7}{'WER %':>7}{'RSS MB':>8}")  # fmt: skip
+    print(header)
+    for name, r in rows.items():
+        lines = [(name, r["long_wall"], r["long_text"])]
+        if "long_batched_wall" in r:
+            lines.append((f"{name} batched", r["long_batched_wall"], r["long_batched_text"]))
+        for i, (label, long_wall, long_text) in enumerate(lines):
+            short_cells = (
+                f"{r['cold_s']:>8.2f}{r['short_wall']:>9.2f}{r['short_wall'] / seconds_short:>7.3f}"
+                f"{100 * wer(refs, r['short_texts'], normalizer=norm):>7.2f}"
+                if i == 0
+                else " " * 31
+            )
+            rss = f"{r['peak_rss_mb']:>8.0f}" if i == 0 else ""
+            print(
+                f"{label:22}{short_cells}{long_wall:>8.2f}{long_wall / seconds_long:>7.3f}"
+                f"{100 * wer(long_ref, long_text, normalizer=norm):>7.2f}{rss}"
+            )
+    if OURS in rows:
+        ours = rows[OURS]
+        print(f"\nwall time / {OURS}'s (> 1: {OURS} is faster)")
+        print(f"{'system':22}{'cold':>8}{'short':>9}{'long':>8}{'RSS':>8}")
+        for name, r in rows.items():
+            if name == OURS:
+                continue
+            print(
+                f"{name:22}{r['cold_s'] / ours['cold_s']:>8.2f}"
+                f"{r['short_wall'] / ours['short_wall']:>9.2f}"
+                f"{r['long_wall'] / ours['long_wall']:>8.2f}"
+                f"{r['peak_rss_mb'] / ours['peak_rss_mb']:>8.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
