@@ -39,6 +39,7 @@ FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 SYSTEMS = (
     "soundformers-fp32",
     "soundformers-bf16",
+    "soundformers-int8",
     "transformers-b1",
     "transformers-b8",
     "faster-whisper-int8",
@@ -58,8 +59,10 @@ def _run_soundformers(dtype_name: str, data: dict, threads: int) -> dict:
     import soundformers as sf
     from soundformers.models.whisper import from_pretrained
 
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    model = from_pretrained("whisper-tiny.en", dtype=dtype)
+    # int8: bfloat16 encoder, int8 decoder weights (`quantization="int8"`)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "int8": torch.bfloat16}[dtype_name]
+    quantization = "int8" if dtype_name == "int8" else None
+    model = from_pretrained("whisper-tiny.en", dtype=dtype, quantization=quantization)
     asr = sf.pipeline("automatic-speech-recognition", model=model)
     loaded = time.perf_counter()
     greedy = {"temperature": 0.0}  # one pass, as the rivals below

@@ -87,17 +87,19 @@ class System:
 
 
 class Ours(System):
-    def __init__(self, alias: str, dtype: torch.dtype) -> None:
+    def __init__(self, alias: str, dtype: torch.dtype, quantization: str | None = None) -> None:
         from soundformers.models.whisper import DecodingOptions, from_pretrained
         from soundformers.models.whisper.generate import decode
 
-        self.whisper = from_pretrained(alias, dtype=dtype)
+        self.whisper = from_pretrained(alias, dtype=dtype, quantization=quantization)
         multilingual = self.whisper.tokenizer.multilingual
         self.options = DecodingOptions(
             without_timestamps=True, language="en" if multilingual else None
         )
         self._decode = decode
         self.name = f"soundformers {str(dtype).removeprefix('torch.')}"
+        if quantization:
+            self.name += f" + {quantization}"
 
     def encode(self, mel):
         with torch.inference_mode():
@@ -227,7 +229,11 @@ def main() -> None:
         ours32 = Ours(alias, torch.float32)
         tok = ours32.whisper.tokenizer
         prompt = list(tok.sot_sequence("en" if tok.multilingual else None, timestamps=False))
-        systems: list[System] = [ours32, Ours(alias, torch.bfloat16)]
+        systems: list[System] = [
+            ours32,
+            Ours(alias, torch.bfloat16),
+            Ours(alias, torch.bfloat16, "int8"),
+        ]
         if len(files.weights) == 1 and "faster-whisper" not in args.skip:
             for compute_type in ("float32", "int8"):
                 systems.append(FasterWhisper(files.folder, compute_type, args.threads, prompt))

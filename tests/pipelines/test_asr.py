@@ -128,6 +128,8 @@ def test_cli_transcribe_srt(capsys, tmp_path):
     assert len(cues) >= 15 and cues[1].startswith("2\n00:00:0")  # one cue per word
     assert cli.main(["transcribe", str(tmp_path / "missing.wav")]) == 1
     assert "no such file" in capsys.readouterr().err
+    assert cli.main(["transcribe", str(EXAMPLE), "--dtype", "bfloat16", "--int8"]) == 0
+    assert "recording" in capsys.readouterr().out.lower()
 
 
 def test_no_speech_windows_are_skipped(asr):
