@@ -133,6 +133,11 @@ class WhisperTokenizer:
                     f"{vocabulary[i]!r} in vocabulary.txt"
                 )
 
+    def to_json(self, pretty: bool = False) -> str:
+        """The whole tokenizer as `tokenizer.json` text (the `tokenizers` library's format),
+        timestamp tokens included: what `save_pretrained` writes."""
+        return self._tok.to_str(pretty=pretty)
+
     def _id(self, token: str) -> int:
         i = self._tok.token_to_id(token)
         if i is None:

@@ -14,6 +14,7 @@ from .classification import (
     from_pretrained_classifier,
 )
 from .config import WhisperConfig
+from .convert import convert, save_pretrained
 from .generate import (
     DecodingOptions,
     DecodingResult,
@@ -36,9 +37,11 @@ __all__ = [
     "WhisperForAudioClassification",
     "WhisperForConditionalGeneration",
     "WhisperGenerationConfig",
+    "convert",
     "decode",
     "detect_language",
     "from_pretrained",
     "from_pretrained_classifier",
     "load_model",
+    "save_pretrained",
 ]

@@ -451,8 +451,7 @@ def hf_generation_config(
 def _tokenizer_files(tokenizer: WhisperTokenizer, n_text_ctx: int) -> dict[str, str]:
     """tokenizer.json (timestamp tokens included), the vocab.json/merges.txt pair of the slow
     tokenizer, and the configs transformers' `WhisperTokenizer` reads: file name -> text."""
-    backend = tokenizer._tok  # the `tokenizers.Tokenizer` (WhisperTokenizer has no public one)
-    full = json.loads(backend.to_str())
+    full = json.loads(tokenizer.to_json())
     bpe = full["model"]
     merges = [m if isinstance(m, str) else " ".join(m) for m in bpe["merges"]]
     special = "<|endoftext|>"
@@ -471,7 +470,7 @@ def _tokenizer_files(tokenizer: WhisperTokenizer, n_text_ctx: int) -> dict[str, 
         return json.dumps(obj, ensure_ascii=False, indent=2) + "\n"
 
     return {
-        "tokenizer.json": backend.to_str(pretty=True),
+        "tokenizer.json": tokenizer.to_json(pretty=True),
         "vocab.json": dump(bpe["vocab"]),
         "merges.txt": "#version: 0.2\n" + "\n".join(merges) + "\n",
         "tokenizer_config.json": dump(tokenizer_config),
