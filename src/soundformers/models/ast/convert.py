@@ -8,13 +8,12 @@ order) into our fused `attention.qkv` (`FusedPart`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import torch
 
-from ...errors import CheckpointError
 from ..wav2vec2.convert import FusedPart
+from ..wav2vec2.convert import convert_state_dict as _rename
 
 __all__ = ["HF_TABLE", "convert_state_dict"]
 
@@ -51,42 +50,15 @@ HF_TABLE: dict[str, str | FusedPart | None] = {
     **_wb("classifier.dense", "head.1"),
 }
 
-_LAYER_INDEX = re.compile(r"(?<=\.)(\d+)(?=\.)")
-
 
 def convert_state_dict(
     tensors: Mapping[str, torch.Tensor], *, source: str
 ) -> dict[str, torch.Tensor]:
-    """Rename a transformers AST checkpoint's tensors to ours (q/k/v fused).
+    """Rename a transformers AST checkpoint's tensors to ours (q/k/v fused), through the
+    renaming shared with Wav2Vec2.
 
     Raises:
         CheckpointError: names the table does not know (listed), or a fused tensor with a part
             missing.
     """
-    out, unknown = {}, []
-    fused: dict[str, dict[int, torch.Tensor]] = {}
-    for name, tensor in tensors.items():
-        match = _LAYER_INDEX.search(name)
-        pattern = _LAYER_INDEX.sub("{}", name, count=1) if match else name
-        if pattern not in HF_TABLE:
-            unknown.append(name)
-            continue
-        target = HF_TABLE[pattern]
-        layer = match.group(1) if match else ""
-        if isinstance(target, FusedPart):
-            fused.setdefault(target.target.format(layer), {})[target.index] = tensor
-        elif target is not None:
-            out[target.format(layer)] = tensor
-    if unknown:
-        shown = ", ".join(unknown[:12])
-        raise CheckpointError(
-            f"{source}: {len(unknown)} tensors are not AST weights: [{shown}] ({len(unknown)})"
-        )
-    for name, parts in fused.items():
-        if sorted(parts) != [0, 1, 2]:
-            raise CheckpointError(
-                f"{source}: {name} fuses the query, key and value projections; found only "
-                f"{[('query', 'key', 'value')[i] for i in sorted(parts)]}"
-            )
-        out[name] = torch.cat([parts[0], parts[1], parts[2]])
-    return out
+    return _rename(tensors, HF_TABLE, source=source, model="AST")

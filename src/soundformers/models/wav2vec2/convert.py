@@ -110,10 +110,20 @@ def hf_table(prefix: str) -> dict[str, Target]:
 
 
 def convert_state_dict(
-    tensors: Mapping[str, torch.Tensor], table: Mapping[str, Target], *, source: str
+    tensors: Mapping[str, torch.Tensor],
+    table: Mapping[str, Target],
+    *,
+    source: str,
+    model: str = "Wav2Vec2/HuBERT",
 ) -> dict[str, torch.Tensor]:
     """Rename a checkpoint's tensors through `table`, folding weight-normed pairs and
-    concatenating fused parts.
+    concatenating fused parts. AST's table (renames and fused q/k/v) goes through here too.
+
+    Args:
+        tensors: the checkpoint's name -> tensor.
+        table: our name (layer index written `{}`) for each checkpoint name pattern.
+        source: what to call the checkpoint in errors (its path).
+        model: what to call the architecture in errors.
 
     Raises:
         CheckpointError: names the table does not know, half of a weight-normed pair, or a
@@ -143,7 +153,7 @@ def convert_state_dict(
             out[target.format(layer)] = tensor
     if unknown:
         raise CheckpointError(
-            f"{source}: {len(unknown)} tensors are not Wav2Vec2/HuBERT weights: {_listing(unknown)}"
+            f"{source}: {len(unknown)} tensors are not {model} weights: {_listing(unknown)}"
         )
     for name, parts in halves.items():
         if set(parts) != {"g", "v"}:
@@ -153,9 +163,10 @@ def convert_state_dict(
         out[name] = fold_weight_norm(parts["g"], parts["v"], dims[name])
     for name, slices in fused.items():
         if sorted(slices) != list(range(counts[name])):
+            parts = ("query", "key", "value") if counts[name] == 3 else range(counts[name])
             raise CheckpointError(
-                f"{source}: {name} fuses {counts[name]} tensors (q, k, v projections), found "
-                f"only parts {sorted(slices)}"
+                f"{source}: {name} fuses {counts[name]} tensors ({', '.join(map(str, parts))} "
+                f"projections), found only {[list(parts)[i] for i in sorted(slices)]}"
             )
         out[name] = torch.cat([slices[i] for i in range(counts[name])])
     return out
