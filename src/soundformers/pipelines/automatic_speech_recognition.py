@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any, Literal
 
 from ..audio.io import Waveform
@@ -129,8 +129,6 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
         return DecodingOptions(**kwargs), FallbackOptions(**fallback_args), extra
 
     def _forward(self, waves: list[Waveform], **params: Any) -> list[dict[str, Any]]:
-        from dataclasses import replace
-
         from ..models.whisper.transcribe import transcribe_batched, transcribe_sequential
 
         audios = [w.samples for w in waves]

@@ -220,8 +220,9 @@ def transcribe_sequential(
     ]
     while active := [s for s in states if s.seek < s.content_frames]:
         # a recording that fits one window needs no timestamps to find the next window
-        single = [s for s in active if text_only and s.content_frames <= WINDOW_FRAMES]
-        rest = [s for s in active if not (text_only and s.content_frames <= WINDOW_FRAMES)]
+        single, rest = [], []
+        for s in active:
+            (single if text_only and s.content_frames <= WINDOW_FRAMES else rest).append(s)
         if single:
             step(single, replace(options, without_timestamps=True))
         if rest:
