@@ -83,7 +83,7 @@ def test_step_weights_are_refreshed_once_per_decoding(tiny_english):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_low_precision_attention_matches_sdpa(dtype):
     g = torch.Generator().manual_seed(2)
-    q, k, v = (torch.randn(2, 3, 50, 16, generator=g).to(dtype) for _ in range(3))
+    q, k, v = (torch.randn(2, 3, 160, 16, generator=g).to(dtype) for _ in range(3))
     exact = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
     got = _low_precision_attention(q, k, v, None)
     assert got.dtype == dtype and got.shape == q.shape

@@ -82,9 +82,14 @@ def attention(
     defaults to 1 / sqrt(Dh). One query row (a decode step) takes the explicit
     matmul-softmax-matmul, which on CPU is as fast as SDPA in float32 and 5x faster in bfloat16;
     its softmax runs in float32 whatever the input dtype. Long unmasked queries in bfloat16 or
-    float16 (the encoder) go one head at a time (`_low_precision_attention`); the rest take SDPA.
+    float16 (the encoder: at least `_LOW_PRECISION_MIN_QUERIES`) go one head at a time (`_low_precision_attention`); the rest take SDPA.
     """
-    if q.shape[2] > 1 and mask is None and not is_causal and q.dtype in _LOW_PRECISION:
+    if (
+        q.shape[2] >= _LOW_PRECISION_MIN_QUERIES
+        and mask is None
+        and not is_causal
+        and q.dtype in _LOW_PRECISION
+    ):
         return _low_precision_attention(q, k, v, scale)
     if q.shape[2] > 1 or is_causal:
         return F.scaled_dot_product_attention(
@@ -100,6 +105,8 @@ def attention(
 
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
+# below this many queries (a decoder prompt), the per-head loop costs more than it saves
+_LOW_PRECISION_MIN_QUERIES = 128
 
 
 def _low_precision_attention(
