@@ -85,6 +85,9 @@ def test_bad_items_and_bad_arguments(asr):
     assert out[1]["index"] == 1 and "not a readable audio file" in out[1]["error"]
     with pytest.raises(sf.SoundformersError, match="unknown generate_kwargs"):
         asr(EXAMPLE, generate_kwargs={"num_beamz": 2})
+    greedy = asr._check_params(generate_kwargs={"num_beams": 1})["decoding"]
+    assert greedy.beam_size is None  # transformers' num_beams=1 is greedy search
+    assert asr._check_params(generate_kwargs={"num_beams": 3})["decoding"].beam_size == 3
     with pytest.raises(sf.SoundformersError, match="long_form"):
         asr(EXAMPLE, long_form="parallel")
     with pytest.raises(sf.SoundformersError, match="unknown task"):

@@ -108,6 +108,8 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
     def _split_generate_kwargs(self, kwargs: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
         from ..models.whisper import DecodingOptions, FallbackOptions
 
+        if kwargs.get("num_beams") == 1:  # transformers' greedy search, not a 1-beam search
+            del kwargs["num_beams"]
         kwargs = {_ALIASES.get(k, k): v for k, v in kwargs.items()}
         extra = {
             "condition_on_previous_text": bool(kwargs.pop("condition_on_previous_text", True)),

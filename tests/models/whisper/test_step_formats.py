@@ -11,6 +11,7 @@ from soundformers.models.whisper.load import load_model
 from soundformers.models.whisper.model import (
     StepLinear,
     _low_precision_attention,
+    _threaded_projection,
     attention,
     inference_layout,
 )
@@ -164,3 +165,36 @@ def test_int8_and_bfloat16_keep_the_word_error_rate_of_float32():
     assert scores["float32"] < 0.5  # the model really transcribes
     assert scores["bfloat16"] <= scores["float32"] + 0.02
     assert scores["int8"] <= scores["float32"] + 0.02
+
+
+@pytest.mark.parametrize("vocab", [51864, 51865])  # even split, and a remainder block
+@pytest.mark.parametrize("rows", [1, 3])
+def test_threaded_projection_equals_the_plain_product(vocab, rows):
+    g = torch.Generator().manual_seed(2)
+    weight = inference_layout(
+        {"decoder.token_embedding.weight": torch.randn(vocab, 32, generator=g)}, torch.float32
+    )["decoder.token_embedding.weight"]
+    h = torch.randn(rows, 1, 32, generator=g)
+    expected = h @ weight.t().contiguous()
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            got = _threaded_projection(h, weight)
+            assert got.shape == (rows, 1, vocab)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_logits_at_returns_the_chosen_rows_of_a_prompt(tiny_english):
+    model = load_model(tiny_english.folder).model
+    tokens, pos = torch.tensor([[50257, 50362, 400, 262]] * 2), torch.arange(4)
+    with torch.inference_mode():
+        kv = model.cross_kv(model.encode(_mel(2)))
+        full = model.decode_step(tokens, kv, model.new_cache(2, 8), pos)
+        at = torch.tensor([[0, 3], [2, 3]])
+        picked = model.decode_step(tokens, kv, model.new_cache(2, 8), pos, logits_at=at)
+    assert picked.shape == (2, 2, full.shape[-1])
+    expected = torch.stack([full[0, [0, 3]], full[1, [2, 3]]])
+    torch.testing.assert_close(picked, expected, rtol=1e-5, atol=1e-5)

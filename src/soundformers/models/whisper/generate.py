@@ -321,12 +321,13 @@ def decode(
     )
     greedy = GreedySearch(tokenizer.eot, options.temperature, generator)
 
+    # the prompt's logits at <|sot|> (no-speech probability) and at its last token
+    logits_at = torch.stack([sot_slots, torch.full_like(sot_slots, sample_begin - 1)], dim=1)
     logits = model.decode_step(
-        tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin], start
+        tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin], start, logits_at
     )
-    no_speech_probs = logits[torch.arange(n, device=device), sot_slots].softmax(dim=-1)
-    no_speech_probs = no_speech_probs[:, tokenizer.no_speech]
-    logits = logits[:, -1]
+    no_speech_probs = logits[:, 0].softmax(dim=-1)[:, tokenizer.no_speech]
+    logits = logits[:, 1]
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     sum_logprobs = torch.zeros(n, dtype=torch.float32, device=device)
     last_ts = torch.full((n,), -1, dtype=torch.long, device=device)

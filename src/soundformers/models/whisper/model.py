@@ -436,6 +436,7 @@ class TextDecoder(nn.Module):
         cache: StaticKVCache,
         input_pos: torch.Tensor,
         start: torch.Tensor | None = None,
+        logits_at: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """New tokens (B, T) at cache slots `input_pos` (T,) -> logits (B, T, V), cache updated.
 
@@ -448,6 +449,10 @@ class TextDecoder(nn.Module):
         `start[b]`; slots before it are padding that no real token attends to, and the token
         in slot j takes position j - start[b]. A padding slot attends to itself only (so it
         stays finite); its output is meaningless.
+
+        `logits_at` (B, K) picks, per row, the indices among the T new tokens whose logits are
+        returned: (B, K, V). A prompt needs two of its rows, and the vocabulary projection of
+        the others would cost more than the rest of the pass.
         """
         w = self._step_weights or self.step_weights()  # refreshed by every `Whisper.cross_kv`
         b, t = tokens.shape
@@ -482,9 +487,39 @@ class TextDecoder(nn.Module):
             q = _split_heads(w.cross_query[layer](block.cross_attn_ln(x)), self.n_head)
             x = x + w.cross_out[layer](_merge_heads(attention(q, *cross_kv[layer], scale=1.0)))
             x = x + w.fc2[layer](F.gelu(w.fc1[layer](block.mlp_ln(x))))
+        if logits_at is not None:  # (B, K, D): only the positions whose logits are used
+            x = x.gather(1, logits_at[:, :, None].expand(-1, -1, x.shape[-1]))
         if w.projection is not None:
             return w.projection(self.ln(x)).float()
-        return self.logits(x)  # (B, T, V), float32
+        return _threaded_projection(self.ln(x), self.token_embedding.weight).float()
+
+
+def _threaded_projection(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`h @ weight^T` for a decode step's few rows, split over torch's intra-op threads.
+
+    On CPU, MKL multiplies a few rows by the column-major float32 vocabulary matrix
+    (`inference_layout`) on one thread whatever `torch.get_num_threads()` says; the same
+    product as a batch of column blocks (`bmm`) uses them all: 1.8 against 2.9 ms per token
+    for tiny on 2 threads. Other dtypes, layouts and single-thread runs take `F.linear`.
+
+    Args:
+        h: (..., D).
+        weight: (V, D).
+
+    Returns:
+        (..., V), h's dtype.
+    """
+    n = torch.get_num_threads()
+    v, d = weight.shape
+    if n == 1 or weight.dtype != torch.float32 or weight.stride() != (1, v) or v < 2 * n:
+        return F.linear(h, weight)
+    rows = h.reshape(-1, d)
+    width = v // n
+    blocks = weight.t()[:, : n * width].view(d, n, width).transpose(0, 1)  # (n, D, width)
+    out = torch.bmm(rows.expand(n, -1, -1), blocks).transpose(0, 1).reshape(len(rows), -1)
+    if n * width < v:
+        out = torch.cat([out, F.linear(rows, weight[n * width :])], dim=1)
+    return out.view(*h.shape[:-1], v)
 
 
 def inference_layout(
@@ -606,6 +641,7 @@ class Whisper(nn.Module):
         cache: StaticKVCache,
         input_pos: torch.Tensor,
         start: torch.Tensor | None = None,
+        logits_at: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the decoder on new tokens, reading and extending the self-attention cache.
 
@@ -616,11 +652,12 @@ class Whisper(nn.Module):
             input_pos: (T,) int64 slots, e.g. `arange(n)` for a prompt, then `[n]`, `[n+1]`.
             start: (B,) int64 first slot of each row (left padding for prompts of different
                 lengths; positions count from there); None: every row starts at slot 0.
+            logits_at: (B, K) int64 indices into the T new tokens: return only their logits.
 
         Returns:
-            (B, T, n_vocab) float32 logits.
+            (B, T, n_vocab) float32 logits; (B, K, n_vocab) with `logits_at`.
         """
-        return self.decoder.step(tokens, cross_kv, cache, input_pos, start)
+        return self.decoder.step(tokens, cross_kv, cache, input_pos, start, logits_at)
 
     def decode_with_alignment(
         self, tokens: torch.Tensor, cross_kv: CrossKV, heads: list[tuple[int, int]]
