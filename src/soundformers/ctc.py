@@ -296,24 +296,23 @@ def _logaddexp(a: float, b: float) -> float:
 
 class _Node:
     """A prefix in the beam's trie. Everything that depends on the prefix alone is computed once,
-    when the node is created: its LM score and state, the word being spelled, and `child_scores`,
-    the prefix-only score of every one-token extension."""
+    when the node is created: its LM score and state, the word being spelled, and its score."""
 
-    __slots__ = ("parent", "token", "children", "lm_score", "lm_state", "word", "bonus",
-                 "child_scores")  # fmt: skip
+    __slots__ = ("parent", "token", "children", "lm_score", "lm_state", "word", "score", "row",
+                 "space_score")  # fmt: skip
 
     def __init__(self, parent: _Node | None, token: int, lm_score: float,
-                 lm_state: tuple[str, ...], word: str, bonus: float) -> None:  # fmt: skip
+                 lm_state: tuple[str, ...], word: str, score: float, row: int) -> None:  # fmt: skip
         self.parent = parent
-        self.token = token
+        self.token = token  # the last token; V (no token) for the root
         self.children: dict[int, _Node] = {}
         self.lm_score = lm_score  # LM + word bonuses + hotwords of the completed words
         self.lm_state = lm_state
         self.word = word  # the partial word after the last delimiter
-        self.bonus = bonus  # provisional reward (hotword) or penalty (no LM word) of the word
-        # (V,) float64: lm_score + bonus of the prefix extended by each token (-inf for the
-        # blank and excluded tokens); computed by the decoder while the node is in the beam
-        self.child_scores: np.ndarray | None = None
+        # lm_score + the provisional reward (hotword) or penalty (no LM word) of `word`
+        self.score = score
+        self.row = row  # the decoder's letter-bonus row of `word`
+        self.space_score: float | None = None  # lm_score once `word` is completed (when needed)
 
     def tokens(self) -> tuple[int, ...]:
         out = []
@@ -324,36 +323,34 @@ class _Node:
         return tuple(reversed(out))
 
 
-class _BeamSet:
-    """The prefixes kept after a frame.
+def _merges(nodes: list[_Node]) -> list[tuple[int, int, int]]:
+    """(i, j, token) for each beam i that is beam j's prefix + token: extending j by token adds
+    to beam i instead of making a new prefix."""
+    index = {node: i for i, node in enumerate(nodes)}
+    return [(i, index[n.parent], n.token) for i, n in enumerate(nodes) if n.parent in index]
 
-    Attributes:
-        nodes: the N trie nodes (their `child_scores` computed).
-        pb, pnb: per beam, log-probability of the prefix with its paths ending in a blank / not.
-        merges: (i, j, token) where beam i is beam j's prefix + token: extending j by token
-            adds to beam i instead of making a new prefix.
-    """
 
-    __slots__ = ("nodes", "pb", "pnb", "merges")
-
-    def __init__(self, nodes: list[_Node], pb: list[float], pnb: list[float]) -> None:
-        self.nodes, self.pb, self.pnb = nodes, pb, pnb
-        index = {node: i for i, node in enumerate(nodes)}
-        self.merges = [
-            (i, index[n.parent], n.token) for i, n in enumerate(nodes) if n.parent in index
-        ]
+def _blank_run(pb: list[float], pnb: list[float], p_blanks: list[float]) -> list[float]:
+    """Blank-ending log-probabilities of the beams after frames where only the blank is tried
+    (the letter-ending ones become -inf). Every beam moves by the same amount, so the set and
+    its order stay as they are."""
+    pb = [_logaddexp(b, nb) + p_blanks[0] for b, nb in zip(pb, pnb)]
+    for p_blank in p_blanks[1:]:
+        pb = [b + p_blank for b in pb]
+    return pb
 
 
 class BeamSearchDecoder:
     """CTC prefix beam search, with an optional word n-gram LM and hotwords.
 
-    Each frame is one set of array operations over (beams, vocabulary): every beam's blank and
-    repeat continuations, every one-token extension, the merge of an extension into a beam that
-    already holds that prefix, and the choice of the best `beam_width` by total score (acoustic
-    + LM + bonuses). What depends on the prefix alone (LM scores of completed words, the
-    penalty for spelling no known word, hotword rewards) is computed once per trie node as a
-    (V,) vector, so Python work per frame is proportional to the beams kept, not to the
-    candidates scored.
+    Per frame, every beam is scored "staying" (blank, or a repeat of its last token) and
+    extended by each token tried; an extension spelling a prefix already in the beam merges into
+    it, and the best `beam_width` by total score (acoustic + LM + bonuses) are kept. What depends
+    on the prefix alone (LM scores of completed words, the penalty for spelling no known word,
+    hotword rewards) is computed once per trie node or cached per partial word, so a frame
+    costs a few list operations when beams x tokens is small and one set of array operations
+    over (beams, tokens) when it is not. Runs of frames where only the blank is tried are
+    applied in one go.
 
     Args:
         labels: text of each token id: "" for the blank, " " for the word delimiter; tokens
@@ -385,12 +382,11 @@ class BeamSearchDecoder:
             {w[:i] for w in vocabulary for i in range(1, len(w) + 1)} if vocabulary else None
         )
         skipped = {self.blank, *self.excluded}
-        self._spaces = [i for i, t in enumerate(self.labels) if t == " "]
+        self._spaces = frozenset(i for i, t in enumerate(self.labels) if t == " ")
         self._letters = [i for i, t in enumerate(self.labels) if t != " " and i not in skipped]
-        # partial word -> (V,) bonus of each extension (letters only; -inf elsewhere)
-        self._letter_bonus: dict[str, np.ndarray] = {}
         # (LM state, word) -> (score of completing the word, LM state after it)
         self._completions: dict[tuple[tuple[str, ...], str], tuple[float, tuple[str, ...]]] = {}
+        self._reset_rows()
 
     @classmethod
     def from_tokenizer(
@@ -437,49 +433,74 @@ class BeamSearchDecoder:
             score += self.options.unk_score_offset
         return score, state
 
-    def _letter_bonuses(self, word: str) -> np.ndarray:
-        """(V,) bonus of `word` + each letter token (-inf for the blank, delimiters and excluded
-        tokens), cached per partial word."""
-        vector = self._letter_bonus.get(word)
-        if vector is None:
-            vector = np.full(len(self.labels), NEG_INF)
-            for token in self._letters:
-                vector[token] = self._word_bonus(word + self.labels[token])
-            self._letter_bonus[word] = vector
-        return vector
+    def _reset_rows(self) -> None:
+        """Empty the letter-bonus table: row r holds, for a partial word w, the bonus of w + each
+        letter token (0 for delimiters, whose score is the node's `space_score`; -inf for the
+        blank and excluded tokens), as a list (`_row_lists`, read one token at a time) and as
+        a row of the (rows, V) array `_row_table` (read a block at a time)."""
+        V = len(self.labels)
+        template = [0.0 if i in self._spaces else NEG_INF for i in range(V)]
+        # a word that starts no LM word and no hotword: every letter gets the same bonus
+        dead = self._word_bonus("\0")
+        self._row_of: dict[str, int] = {}
+        self._row_lists: list[list[float]] = []
+        self._row_table = np.empty((64, V))
+        self._row_template = template
+        self._dead_row = self._add_row([dead if i in self._letters else x
+                                        for i, x in enumerate(template)])  # fmt: skip
 
-    def _new_node(self, parent: _Node | None, token: int) -> _Node:
-        """The trie node of `parent` + `token` (the root for parent None), with its scores."""
-        if parent is None:
-            use_lm = self.lm is not None and self.options.score_boundary
-            node = _Node(None, -1, 0.0, self.lm.begin_state() if use_lm else (), "", 0.0)
-        elif self.labels[token] == " ":
-            lm_score, state = parent.lm_score, parent.lm_state
+    def _add_row(self, row: list[float]) -> int:
+        n = len(self._row_lists)
+        if n == len(self._row_table):
+            self._row_table = np.concatenate([self._row_table, np.empty_like(self._row_table)])
+        self._row_table[n] = row
+        self._row_lists.append(row)
+        return n
+
+    def _row(self, word: str) -> int:
+        """The letter-bonus row of a partial word, cached."""
+        row = self._row_of.get(word)
+        if row is None:
+            prefixes = self.prefixes
+            if not self.hotwords and (prefixes is None or (word and word not in prefixes)):
+                row = self._dead_row  # then no word + letter is a prefix either
+            else:
+                values = list(self._row_template)
+                for token in self._letters:
+                    values[token] = self._word_bonus(word + self.labels[token])
+                row = self._add_row(values)
+            self._row_of[word] = row
+        return row
+
+    def _space_score(self, node: _Node) -> float:
+        """lm_score of `node` + a delimiter: its partial word scored as a word (cached)."""
+        score = node.space_score
+        if score is None:
+            score = node.lm_score
+            if node.word:
+                score += self._word_score(node.lm_state, node.word)[0]
+            node.space_score = score
+        return score
+
+    def _root(self) -> _Node:
+        use_lm = self.lm is not None and self.options.score_boundary
+        state = self.lm.begin_state() if use_lm else ()
+        return _Node(None, len(self.labels), 0.0, state, "", 0.0, self._row(""))
+
+    def _new_node(self, parent: _Node, token: int) -> _Node:
+        """The trie node of `parent` + `token`, with its scores."""
+        if token in self._spaces:
+            lm_score, state = self._space_score(parent), parent.lm_state
             if parent.word:
-                score, state = self._word_score(parent.lm_state, parent.word)
-                lm_score += score
-            node = _Node(parent, token, lm_score, state, "", 0.0)
+                state = self._word_score(parent.lm_state, parent.word)[1]
+            node = _Node(parent, token, lm_score, state, "", lm_score, self._row(""))
         else:
             word = parent.word + self.labels[token]
-            bonus = float(self._letter_bonuses(parent.word)[token])  # = self._word_bonus(word)
-            node = _Node(parent, token, parent.lm_score, parent.lm_state, word, bonus)
-        if parent is not None:
-            parent.children[token] = node
+            score = parent.lm_score + self._row_lists[parent.row][token]
+            node = _Node(parent, token, parent.lm_score, parent.lm_state, word, score,
+                         self._row(word))  # fmt: skip
+        parent.children[token] = node
         return node
-
-    def _child_scores(self, node: _Node) -> np.ndarray:
-        """(V,) lm_score + bonus of `node` extended by each token; kept on the node (for a
-        vocabulary of more than 64 tokens, only while the node is in the beam)."""
-        if node.child_scores is None:
-            scores = self._letter_bonuses(node.word) + node.lm_score
-            if self._spaces:
-                space = node.lm_score
-                if node.word:
-                    space += self._word_score(node.lm_state, node.word)[0]
-                for token in self._spaces:
-                    scores[token] = space
-            node.child_scores = scores
-        return node.child_scores
 
     def _final_score(self, node: _Node) -> float:
         score, state = node.lm_score, node.lm_state
@@ -493,6 +514,16 @@ class BeamSearchDecoder:
 
     # -- search
 
+    def _log_probs(self, logits: torch.Tensor, length: int | None) -> np.ndarray:
+        """(T, V) float64 log-softmax of the first `length` frames, excluded tokens at -inf."""
+        # in numpy: a torch op would wake torch's worker threads, which then spin on the cores
+        # this single-threaded search runs on (measured 2.5x slower on 2 cores)
+        lp = logits[:length].detach().float().cpu().numpy().astype(np.float64)
+        lp = lp - lp.max(-1, keepdims=True)
+        lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
+        lp[:, self.excluded] = NEG_INF
+        return lp
+
     def decode(self, logits: torch.Tensor, length: int | None = None) -> list[Beam]:
         """Search one utterance.
 
@@ -504,68 +535,43 @@ class BeamSearchDecoder:
             Up to `beam_width` beams, best first.
         """
         opts = self.options
-        width = opts.beam_width
-        # log-softmax in numpy: a torch op would wake torch's worker threads, which then spin
-        # on the cores this single-threaded search runs on (measured 2.5x slower on 2 cores)
-        lp = logits[:length].detach().float().cpu().numpy().astype(np.float64)
-        lp = lp - lp.max(-1, keepdims=True)
-        lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
-        V = lp.shape[1]
-        lp[:, self.excluded] = NEG_INF
+        lp = self._log_probs(logits, length)
+        T, V = lp.shape
         tried = lp >= opts.token_min_logp
-        tried[np.arange(len(lp)), lp.argmax(-1)] = True
+        tried[np.arange(T), lp.argmax(-1)] = True
         tried[:, self.blank] = False
         # per frame: log-probs of the tokens tried, -inf elsewhere; one extra column (index V)
-        # stands for the root's "previous token" and is never tried
-        frames = np.full((len(lp), V + 1), NEG_INF)
+        # stands for the root's "last token" and is never tried
+        frames = np.full((T, V + 1), NEG_INF)
         frames[:, :V] = np.where(tried, lp, NEG_INF)
         p_blanks = lp[:, self.blank].tolist()
         rows, columns = np.nonzero(tried)
-        bounds = np.searchsorted(rows, np.arange(len(lp) + 1)).tolist()
+        values = lp[rows, columns].tolist()
+        bounds = np.searchsorted(rows, np.arange(T + 1)).tolist()
         columns = columns.tolist()
 
-        for cache in (self._letter_bonus, self._completions):
-            if len(cache) > 65536:  # caches, not records of every word ever seen
-                cache.clear()
-        root = self._new_node(None, -1)
-        self._child_scores(root)
-        beam = _BeamSet([root], [0.0], [NEG_INF])
-        for t in range(len(lp)):
-            tokens = columns[bounds[t] : bounds[t + 1]]  # the tokens tried in this frame
-            if not tokens:
-                # blank only: every beam's score moves by the same amount; the set and its
-                # order stay as they are
-                p_blank = p_blanks[t]
-                beam.pb = [_logaddexp(b, nb) + p_blank for b, nb in zip(beam.pb, beam.pnb)]
-                beam.pnb = [NEG_INF] * len(beam.pb)
-                continue
+        if len(self._completions) > 65536:  # caches, not records of every word ever seen
+            self._completions.clear()
+        if len(self._row_of) > 65536:
+            self._reset_rows()
+        nodes, pb, pnb = [self._root()], [0.0], [NEG_INF]
+        done = 0  # frames applied
+        for t in np.unique(rows).tolist():  # the frames with a token tried, in order
+            if t > done:
+                pb = _blank_run(pb, pnb, p_blanks[done:t])
+                pnb = [NEG_INF] * len(pb)
+            start, end = bounds[t], bounds[t + 1]
+            tokens, lps = columns[start:end], values[start:end]
             # few beams x tokens: Python floats beat the fixed cost of array calls
-            small = len(beam.nodes) * (len(tokens) + 1) <= SMALL_STEP
-            step = self._step_scalars if small else self._step_arrays
-            stay_pb, stay_pnb, via, kept = step(beam, tokens, frames[t], p_blanks[t])
-            nodes, pb, pnb = [], [], []
-            K1 = len(tokens) + 1
-            for flat in kept:
-                i, k = divmod(flat, K1)
-                if k == 0:
-                    nodes.append(beam.nodes[i])
-                    pb.append(stay_pb[i])
-                    pnb.append(stay_pnb[i])
-                else:
-                    parent, token = beam.nodes[i], tokens[k - 1]
-                    nodes.append(parent.children.get(token) or self._new_node(parent, token))
-                    pb.append(NEG_INF)
-                    pnb.append(via[i][k - 1])
-            if V > 64:  # large vocabularies: a prefix leaving the beam drops its (V,) scores
-                staying = set(nodes)
-                for node in beam.nodes:
-                    if node not in staying:
-                        node.child_scores = None
-            for node in nodes:
-                if node.child_scores is None:
-                    self._child_scores(node)
-            beam = _BeamSet(nodes, pb, pnb)
-        nodes, pb, pnb = beam.nodes, beam.pb, beam.pnb
+            if len(nodes) * (len(tokens) + 1) <= SMALL_STEP:
+                nodes, pb, pnb = self._step_scalars(nodes, pb, pnb, tokens, lps, p_blanks[t])
+            else:
+                step = self._step_arrays(nodes, pb, pnb, tokens, frames[t], p_blanks[t])
+                nodes, pb, pnb = self._keep(nodes, tokens, *step)
+            done = t + 1
+        if T > done:
+            pb = _blank_run(pb, pnb, p_blanks[done:])
+            pnb = [NEG_INF] * len(pb)
         ranked = []
         for node, b, nb in zip(nodes, pb, pnb):
             acoustic = _logaddexp(b, nb)
@@ -573,7 +579,7 @@ class BeamSearchDecoder:
         ranked.sort(key=lambda r: r[0], reverse=True)
         return [
             Beam(self._text(node), node.tokens(), score, acoustic)
-            for score, acoustic, node in ranked[:width]
+            for score, acoustic, node in ranked[: opts.beam_width]
         ]
 
     # One frame with at least one token tried. Both steps score, per beam i, "staying" (flat
@@ -582,61 +588,105 @@ class BeamSearchDecoder:
     # and return lists (stay_pb (N,), stay_pnb (N,), via (N, K), kept flat indices): the best
     # `beam_width` within `beam_prune_logp` of the best, best first, ties in flat order.
 
-    def _step_arrays(self, beam: _BeamSet, tokens: list[int], frame: np.ndarray,
-                     p_blank: float) -> tuple:  # fmt: skip
+    def _step_arrays(self, nodes: list[_Node], pb: list[float], pnb: list[float],
+                     tokens: list[int], frame: np.ndarray, p_blank: float) -> tuple:  # fmt: skip
         opts = self.options
-        V = len(frame) - 1
         cand = np.array(tokens)  # (K,)
-        last = np.array([n.token if n.parent is not None else V for n in beam.nodes])  # (N,)
-        pb, pnb = np.array(beam.pb), np.array(beam.pnb)
-        total = np.logaddexp(pb, pnb)
+        last = np.array([n.token for n in nodes])  # (N,)
+        pb_, pnb_ = np.array(pb), np.array(pnb)
+        total = np.logaddexp(pb_, pnb_)
         stay_pb = total + p_blank
-        stay_pnb = pnb + frame[last]  # a repeat merges into the same prefix
+        stay_pnb = pnb_ + frame[last]  # a repeat merges into the same prefix
         # extension by token c: from any ending, but a repeat only after a blank
-        repeat = last[:, None] == cand[None, :]
-        via = np.where(repeat, pb[:, None], total[:, None]) + frame[cand]  # (N, K)
-        if beam.merges:  # an extension spelling a prefix already in the beam joins it
+        via = np.where(last[:, None] == cand, pb_[:, None], total[:, None]) + frame[cand]  # (N, K)
+        merges = _merges(nodes)
+        if merges:  # an extension spelling a prefix already in the beam joins it
             column = {c: k for k, c in enumerate(tokens)}
-            for i, j, token in beam.merges:
+            for i, j, token in merges:
                 k = column.get(token)
                 if k is not None and via[j, k] > NEG_INF:
                     stay_pnb[i] = np.logaddexp(stay_pnb[i], via[j, k])
                     via[j, k] = NEG_INF
-        prefix = np.array([n.lm_score + n.bonus for n in beam.nodes])
-        children = np.stack([n.child_scores for n in beam.nodes])[:, cand]  # (N, K)
+        prefix = np.array([n.score for n in nodes])
+        lm = np.array([n.lm_score for n in nodes])
+        word_rows = np.array([n.row for n in nodes])
+        children = self._row_table[word_rows[:, None], cand] + lm[:, None]  # (N, K)
+        for k, c in enumerate(tokens):
+            if c in self._spaces:
+                children[:, k] = [self._space_score(n) for n in nodes]
         stay = np.logaddexp(stay_pb, stay_pnb) + prefix
         scores = np.concatenate([stay[:, None], via + children], axis=1).ravel()
         order = np.argsort(-scores, kind="stable")[: opts.beam_width]
         order = order[scores[order] >= scores[order[0]] + opts.beam_prune_logp]
         return stay_pb.tolist(), stay_pnb.tolist(), via.tolist(), order.tolist()
 
-    def _step_scalars(self, beam: _BeamSet, tokens: list[int], frame: np.ndarray,
-                      p_blank: float) -> tuple:  # fmt: skip
+    def _step_scalars(self, nodes: list[_Node], pb: list[float], pnb: list[float],
+                      tokens: list[int], lps: list[float], p_blank: float) -> tuple:  # fmt: skip
+        """The beams after one frame, scored with Python floats: (nodes, pb, pnb)."""
         opts = self.options
-        lps = [frame.item(c) for c in tokens]
-        stay_pb, stay_pnb, via = [], [], []
-        for node, b, nb in zip(beam.nodes, beam.pb, beam.pnb):
-            total = _logaddexp(b, nb)
-            last = node.token if node.parent is not None else -1
-            stay_pb.append(total + p_blank)
-            stay_pnb.append(nb + frame.item(last) if last >= 0 else NEG_INF)
-            via.append([(b if c == last else total) + lp for c, lp in zip(tokens, lps)])
-        for i, j, token in beam.merges:
-            if token in tokens:
-                k = tokens.index(token)
-                if via[j][k] > NEG_INF:
-                    stay_pnb[i] = _logaddexp(stay_pnb[i], via[j][k])
-                    via[j][k] = NEG_INF
-        scores = []
-        for node, b, nb, row in zip(beam.nodes, stay_pb, stay_pnb, via):
-            scores.append(_logaddexp(b, nb) + node.lm_score + node.bonus)
-            item = node.child_scores.item
-            scores.extend([v + item(c) for v, c in zip(row, tokens)])
+        lp_of = dict(zip(tokens, lps))
+        index = {node: i for i, node in enumerate(nodes)}
+        totals = [b if nb == NEG_INF else _logaddexp(b, nb) for b, nb in zip(pb, pnb)]
+        scores: list[float] = []
+        # per flat index: (node, None, pb, pnb) to stay, (parent, token, -inf, pnb) to extend
+        made: list[tuple] = []
+        spaces, row_lists = self._spaces, self._row_lists
+        for node, b, nb, total in zip(nodes, pb, pnb, totals):
+            last, children = node.token, node.children
+            stay_pb = total + p_blank
+            lp_last = lp_of.get(last)
+            if lp_last is None:  # the last token is not tried: no repeat, no merge
+                stay = stay_pb
+                stay_pnb = NEG_INF
+            else:
+                stay_pnb = nb + lp_last
+                j = index.get(node.parent)
+                if j is not None:  # node = beam j + last: j's extension joins this beam
+                    v = (pb[j] if last == nodes[j].token else totals[j]) + lp_last
+                    if v > NEG_INF:
+                        stay_pnb = _logaddexp(stay_pnb, v)
+                stay = _logaddexp(stay_pb, stay_pnb)
+            scores.append(stay + node.score)
+            made.append((node, None, stay_pb, stay_pnb))
+            bonus, lm = row_lists[node.row], node.lm_score
+            for c, lp in zip(tokens, lps):
+                v = (b if c == last else total) + lp
+                if children and v > NEG_INF and children.get(c) in index:
+                    v = NEG_INF  # merged into that beam, above or below
+                scores.append(v + (self._space_score(node) if c in spaces else bonus[c] + lm))
+                made.append((node, c, NEG_INF, v))
         # stable: equal scores keep their flat order, as in `_step_arrays`
         order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
-        order = order[: opts.beam_width]
         floor = scores[order[0]] + opts.beam_prune_logp
-        return stay_pb, stay_pnb, via, [f for f in order if scores[f] >= floor]
+        new_nodes, new_pb, new_pnb = [], [], []
+        for flat in order[: opts.beam_width]:
+            if scores[flat] < floor:
+                break
+            node, token, b, nb = made[flat]
+            if token is not None:
+                node = node.children.get(token) or self._new_node(node, token)
+            new_nodes.append(node)
+            new_pb.append(b)
+            new_pnb.append(nb)
+        return new_nodes, new_pb, new_pnb
+
+    def _keep(self, nodes: list[_Node], tokens: list[int], stay_pb: list[float],
+              stay_pnb: list[float], via: list[list[float]], kept: list[int]) -> tuple:  # fmt: skip
+        """The beams after a frame: (nodes, pb, pnb) of the kept flat indices."""
+        new_nodes, new_pb, new_pnb = [], [], []
+        K1 = len(tokens) + 1
+        for flat in kept:
+            i, k = divmod(flat, K1)
+            if k == 0:
+                new_nodes.append(nodes[i])
+                new_pb.append(stay_pb[i])
+                new_pnb.append(stay_pnb[i])
+            else:
+                parent, token = nodes[i], tokens[k - 1]
+                new_nodes.append(parent.children.get(token) or self._new_node(parent, token))
+                new_pb.append(NEG_INF)
+                new_pnb.append(via[i][k - 1])
+        return new_nodes, new_pb, new_pnb
 
     def _text(self, node: _Node) -> str:
         return " ".join("".join(self.labels[t] for t in node.tokens()).split())
