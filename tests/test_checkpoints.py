@@ -120,3 +120,43 @@ def test_torch_refuses_arbitrary_pickles(tmp_path):
     torch.save({"x": torch.zeros(1), "obj": Path("/")}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="weights_only"):
         read_checkpoint(tmp_path / "evil.pt")
+
+
+def test_rename_through_a_table_with_split_and_gathered_targets():
+    from soundformers.checkpoints import rename
+    from soundformers.models.wav2vec2.convert import FusedPart, WeightNormPart
+    from soundformers.models.whisper.convert import Split
+
+    t = {
+        "enc.layers.3.w": torch.ones(2),
+        "enc.layers.3.qkv": torch.arange(6.0),
+        "enc.layers.0.q": torch.zeros(1),
+        "enc.layers.0.k": torch.ones(1),
+        "conv.g": torch.ones(1, 1, 1),
+        "conv.v": torch.full((1, 1, 1), 3.0),
+        "opt": torch.ones(1),
+    }
+    table = {
+        "enc.layers.{}.w": "blocks.{}.weight",
+        "enc.layers.{}.qkv": Split(("blocks.{}.q", "blocks.{}.k", "blocks.{}.v")),
+        "enc.layers.{}.q": FusedPart("blocks.{}.fused", 0, count=2),
+        "enc.layers.{}.k": FusedPart("blocks.{}.fused", 1, count=2),
+        "conv.g": WeightNormPart("conv.weight", "g"),
+        "conv.v": WeightNormPart("conv.weight", "v"),
+        "opt": None,
+    }
+    out = rename(t, table, source="ckpt", what="test weights")
+    assert sorted(out) == [
+        "blocks.0.fused", "blocks.3.k", "blocks.3.q", "blocks.3.v", "blocks.3.weight", "conv.weight"
+    ]  # fmt: skip
+    assert out["blocks.3.k"].tolist() == [2.0, 3.0]
+    assert out["blocks.0.fused"].tolist() == [0.0, 1.0]
+    assert out["conv.weight"].item() == pytest.approx(1.0)  # g * v / |v|
+    with pytest.raises(CheckpointError, match=r"ckpt: 1 tensors are not test weights: \[extra\]"):
+        rename({**t, "extra": torch.ones(1)}, table, source="ckpt", what="test weights")
+    with pytest.raises(CheckpointError, match="fuses 2 tensors"):
+        rename({"enc.layers.0.q": torch.zeros(1)}, table, source="ckpt", what="test weights")
+    every = rename(
+        {"a.1.b.2.c": torch.ones(1)}, {"a.{}.b.{}.c": "x.{}.y.{}"}, source="s", what="w", indices=0
+    )
+    assert list(every) == ["x.1.y.2"]

@@ -5,20 +5,21 @@ pickles (`pytorch_model.bin`, OpenAI Whisper `.pt`, loaded with `weights_only=Tr
 memory-mapped), and CTranslate2 `model.bin` (faster-whisper's format, parsed here, also split
 into `model.bin.part1`, `model.bin.part2`, ...).
 
-Names are returned as the file stores them: renaming to a model's own names is the job of that
-model's `convert.py`.
+Names are returned as the file stores them: each model's `convert.py` holds a table from the
+file's names to its own, applied by `rename`.
 """
 
 from __future__ import annotations
 
 import json
 import mmap
+import re
 import struct
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,6 +32,7 @@ __all__ = [
     "read_ctranslate2",
     "read_safetensors",
     "read_torch",
+    "rename",
 ]
 
 
@@ -437,3 +439,85 @@ def read_json(path: Path | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} holds a {type(data).__name__}, expected a JSON object")
     return data
+
+
+# a layer index inside a name: "encoder.layers.3.fc1" / "decoder/layer_3/ffn"
+LAYER_INDEX = re.compile(r"(?<=[._])(\d+)(?=[./])")
+
+
+class SplitTarget(Protocol):
+    """A table target that cuts one checkpoint tensor into several of ours."""
+
+    def split(
+        self, name: str, tensor: torch.Tensor, layer: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """Our names (formatted with the `layer` indices) -> parts of `tensor` (named `name`)."""
+        ...
+
+
+class GatherTarget(Protocol):
+    """A table target that is one part of a tensor of ours built from several checkpoint
+    tensors (fused q/k/v, a weight-normed pair): `target` names it, `part` says which part."""
+
+    target: str
+    part: Any
+
+    def combine(self, name: str, parts: dict[Any, torch.Tensor], source: str) -> torch.Tensor:
+        """Our tensor `name` from all its parts; CheckpointError when some are missing."""
+        ...
+
+
+def rename(
+    tensors: Mapping[str, torch.Tensor],
+    table: Mapping[str, str | SplitTarget | GatherTarget | None],
+    *,
+    source: str,
+    what: str,
+    indices: int = 1,
+    index: re.Pattern[str] = LAYER_INDEX,
+) -> dict[str, torch.Tensor]:
+    """Rename a checkpoint's tensors to a model's own names through a table.
+
+    A name's first `indices` layer indices (all with 0) are replaced by `{}` to find its row;
+    the row's target is formatted with them. A target is our name, None (dropped), a
+    `SplitTarget` or a `GatherTarget`.
+
+    Args:
+        tensors: the checkpoint's name -> tensor.
+        table: checkpoint name pattern -> target.
+        source: what to call the checkpoint in errors (its path).
+        what: what the tensors should be, for the error, e.g. "Whisper weights".
+        indices: how many indices a pattern abstracts (0: all).
+        index: where an index sits in a name.
+
+    Raises:
+        CheckpointError: names the table does not know (listed), or a gathered tensor with a
+            part missing.
+    """
+    out: dict[str, torch.Tensor] = {}
+    gathered: dict[str, tuple[GatherTarget, dict[Any, torch.Tensor]]] = {}
+    unknown = []
+    for name, tensor in tensors.items():
+        layer = index.findall(name)
+        layer = layer if indices == 0 else layer[:indices]
+        pattern = index.sub("{}", name, count=indices)
+        if pattern not in table:
+            unknown.append(name)
+            continue
+        target = table[pattern]
+        if target is None:
+            continue
+        if isinstance(target, str):
+            out[target.format(*layer)] = tensor
+        elif hasattr(target, "split"):
+            out.update(target.split(name, tensor, layer))
+        else:
+            ours = target.target.format(*layer)
+            gathered.setdefault(ours, (target, {}))[1][target.part] = tensor
+    if unknown:
+        raise CheckpointError(
+            f"{source}: {len(unknown)} tensors are not {what}: {name_listing(unknown)}"
+        )
+    for ours, (target, parts) in gathered.items():
+        out[ours] = target.combine(ours, parts, source)
+    return out

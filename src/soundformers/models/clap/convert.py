@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import torch
 
-from ...errors import CheckpointError
+from ...checkpoints import rename
 
 __all__ = ["HF_TABLE", "convert_state_dict"]
 
@@ -91,18 +91,4 @@ def convert_state_dict(
     Raises:
         CheckpointError: names the table does not know (listed).
     """
-    out, unknown = {}, []
-    for name, tensor in tensors.items():
-        pattern = _INDEX.sub("{}", name)
-        if pattern not in HF_TABLE:
-            unknown.append(name)
-            continue
-        target = HF_TABLE[pattern]
-        if target is not None:
-            out[target.format(*_INDEX.findall(name))] = tensor
-    if unknown:
-        shown = ", ".join(unknown[:12])
-        raise CheckpointError(
-            f"{source}: {len(unknown)} tensors are not CLAP weights: [{shown}] ({len(unknown)})"
-        )
-    return out
+    return rename(tensors, HF_TABLE, source=source, what="CLAP weights", indices=0, index=_INDEX)

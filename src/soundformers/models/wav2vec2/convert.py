@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...checkpoints import name_listing as _listing
+from ...checkpoints import rename
 from ...errors import CheckpointError
 
 __all__ = ["FusedPart", "WeightNormPart", "convert_state_dict", "fold_weight_norm", "hf_table"]
@@ -36,19 +36,37 @@ class WeightNormPart:
     part: str  # "g" (magnitude) or "v" (direction)
     dim: int = 2
 
+    def combine(self, name: str, parts: dict[str, torch.Tensor], source: str) -> torch.Tensor:
+        """The folded weight `name` from its "g" and "v" halves."""
+        if set(parts) != {"g", "v"}:
+            raise CheckpointError(
+                f"{source}: the weight norm of {name} needs both g and v, found only {sorted(parts)}"
+            )
+        return fold_weight_norm(parts["g"], parts["v"], self.dim)
+
 
 @dataclass(frozen=True)
 class FusedPart:
-    """Slice `index` of `count` of our `target`, concatenated along dim 0 (fused q/k/v)."""
+    """Slice `part` of `count` of our `target`, concatenated along dim 0 (fused q/k/v)."""
 
     target: str
-    index: int
+    part: int
     count: int = 3
+
+    def combine(self, name: str, parts: dict[int, torch.Tensor], source: str) -> torch.Tensor:
+        """Our fused tensor `name`: the parts concatenated in order along dim 0."""
+        if sorted(parts) != list(range(self.count)):
+            labels = ("query", "key", "value") if self.count == 3 else range(self.count)
+            raise CheckpointError(
+                f"{source}: {name} fuses {self.count} tensors ({', '.join(map(str, labels))} "
+                f"projections), found only {[list(labels)[i] for i in sorted(parts)]}"
+            )
+        return torch.cat([parts[i] for i in range(self.count)])
 
 
 Target = str | WeightNormPart | FusedPart | None
 
-_LAYER_INDEX = re.compile(r"(?<=\.)(\d+)(?=\.)")
+_LAYER_INDEX = re.compile(r"(?<=\.)(\d+)(?=\.)")  # between dots: "encoder.layers.3.fc1"
 
 
 def fold_weight_norm(g: torch.Tensor, v: torch.Tensor, dim: int) -> torch.Tensor:
@@ -116,8 +134,8 @@ def convert_state_dict(
     source: str,
     model: str = "Wav2Vec2/HuBERT",
 ) -> dict[str, torch.Tensor]:
-    """Rename a checkpoint's tensors through `table`, folding weight-normed pairs and
-    concatenating fused parts. AST's table (renames and fused q/k/v) goes through here too.
+    """Rename a checkpoint's tensors through `table` (`checkpoints.rename`), folding
+    weight-normed pairs and concatenating fused parts. AST's table goes through here too.
 
     Args:
         tensors: the checkpoint's name -> tensor.
@@ -129,44 +147,4 @@ def convert_state_dict(
         CheckpointError: names the table does not know, half of a weight-normed pair, or a
             fused tensor with a part missing.
     """
-    out: dict[str, torch.Tensor] = {}
-    halves: dict[str, dict[str, torch.Tensor]] = {}
-    fused: dict[str, dict[int, torch.Tensor]] = {}
-    counts: dict[str, int] = {}
-    dims: dict[str, int] = {}
-    unknown = []
-    for name, tensor in tensors.items():
-        match = _LAYER_INDEX.search(name)
-        pattern = _LAYER_INDEX.sub("{}", name, count=1) if match else name
-        if pattern not in table:
-            unknown.append(name)
-            continue
-        target = table[pattern]
-        layer = match.group(1) if match else ""
-        if isinstance(target, WeightNormPart):
-            halves.setdefault(target.target.format(layer), {})[target.part] = tensor
-            dims[target.target.format(layer)] = target.dim
-        elif isinstance(target, FusedPart):
-            fused.setdefault(target.target.format(layer), {})[target.index] = tensor
-            counts[target.target.format(layer)] = target.count
-        elif target is not None:
-            out[target.format(layer)] = tensor
-    if unknown:
-        raise CheckpointError(
-            f"{source}: {len(unknown)} tensors are not {model} weights: {_listing(unknown)}"
-        )
-    for name, parts in halves.items():
-        if set(parts) != {"g", "v"}:
-            raise CheckpointError(
-                f"{source}: the weight norm of {name} needs both g and v, found only {sorted(parts)}"
-            )
-        out[name] = fold_weight_norm(parts["g"], parts["v"], dims[name])
-    for name, slices in fused.items():
-        if sorted(slices) != list(range(counts[name])):
-            parts = ("query", "key", "value") if counts[name] == 3 else range(counts[name])
-            raise CheckpointError(
-                f"{source}: {name} fuses {counts[name]} tensors ({', '.join(map(str, parts))} "
-                f"projections), found only {[list(parts)[i] for i in sorted(slices)]}"
-            )
-        out[name] = torch.cat([slices[i] for i in range(counts[name])])
-    return out
+    return rename(tensors, table, source=source, what=f"{model} weights", index=_LAYER_INDEX)

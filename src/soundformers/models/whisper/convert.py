@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ...checkpoints import assign_weights
-from ...checkpoints import name_listing as _listing
+from ...checkpoints import LAYER_INDEX, assign_weights, rename
 from ...errors import CheckpointError
 from .config import WhisperConfig
 from .model import Whisper
@@ -62,7 +60,10 @@ class Split:
 
     targets: tuple[str | None, ...]
 
-    def __call__(self, name: str, tensor: torch.Tensor, layer: str) -> dict[str, torch.Tensor]:
+    def split(
+        self, name: str, tensor: torch.Tensor, layer: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """Our names (formatted with `layer`) -> the parts of `tensor`."""
         n = len(self.targets)
         if tensor.shape[0] % n:
             raise CheckpointError(
@@ -76,14 +77,11 @@ class Split:
                         f"{name}: the slice we drop (a bias Whisper does not have) is not zero"
                     )
                 continue
-            out[target.format(layer)] = part
+            out[target.format(*layer)] = part
         return out
 
 
 Target = str | Split | None
-
-# the first layer index in a name: "encoder.layers.3.fc1" / "decoder/layer_3/ffn"
-_LAYER_INDEX = re.compile(r"(?<=[._])(\d+)(?=[./])")
 
 
 def _hf_attention(src: str, dst: str) -> dict[str, Target]:
@@ -137,7 +135,7 @@ HF_TABLE: dict[str, Target] = {
 def _identity_table() -> dict[str, Target]:
     with torch.device("meta"):  # the smallest Whisper, only to list parameter names
         model = Whisper(WhisperConfig(1, 1, 4, 1, 1, 1, 1, 4, 1, 1))
-    patterns = [_LAYER_INDEX.sub("{}", name, count=1) for name in model.state_dict()]
+    patterns = [LAYER_INDEX.sub("{}", name, count=1) for name in model.state_dict()]
     return {p: p for p in patterns}
 
 
@@ -230,7 +228,7 @@ def convert_state_dict(
     *,
     source: str,
 ) -> dict[str, torch.Tensor]:
-    """Rename a checkpoint's tensors to ours through `table` (exact lookup, fixes applied).
+    """Rename a checkpoint's tensors to ours through `table` (`checkpoints.rename`).
 
     Args:
         tensors: the checkpoint's name -> tensor.
@@ -240,28 +238,7 @@ def convert_state_dict(
     Raises:
         CheckpointError: names the table does not know (listed).
     """
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for name, tensor in tensors.items():
-        match = _LAYER_INDEX.search(name)
-        layer = match.group(1) if match else ""
-        pattern = _LAYER_INDEX.sub("{}", name, count=1) if match else name
-        if pattern not in table:
-            unknown.append(name)
-            continue
-        target = table[pattern]
-        if target is None:
-            continue
-        if isinstance(target, Split):
-            out.update(target(name, tensor, layer))
-        else:
-            out[target.format(layer)] = tensor
-    if unknown:
-        raise CheckpointError(
-            f"{source}: {len(unknown)} tensors are not Whisper weights in this layout: "
-            f"{_listing(unknown)}"
-        )
-    return out
+    return rename(tensors, table, source=source, what="Whisper weights in this layout")
 
 
 def check_ct2_scalars(tensors: Mapping[str, torch.Tensor], source: str) -> None:
@@ -340,25 +317,16 @@ def hf_state_dict(model: Whisper, dtype: torch.dtype | None = None) -> dict[str,
     Raises:
         CheckpointError: a parameter of ours has no transformers name (the table is not total).
     """
-    inverse = _inverse(HF_TABLE)
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for name, tensor in model.state_dict().items():
-        match = _LAYER_INDEX.search(name)
-        pattern = _LAYER_INDEX.sub("{}", name, count=1) if match else name
-        if pattern not in inverse:
-            unknown.append(name)
-            continue
-        if dtype is not None and tensor.is_floating_point():
-            tensor = tensor.to(dtype)
-        out[inverse[pattern].format(match.group(1) if match else "")] = (
-            tensor.detach().to("cpu").contiguous()
-        )
-    if unknown:
-        raise CheckpointError(
-            f"{len(unknown)} parameters have no transformers name in HF_TABLE: {_listing(unknown)}"
-        )
-    return out
+    renamed = rename(
+        model.state_dict(), _inverse(HF_TABLE), source="HF_TABLE", what="names it can invert"
+    )
+    return {
+        name: (t.to(dtype) if dtype is not None and t.is_floating_point() else t)
+        .detach()
+        .to("cpu")
+        .contiguous()
+        for name, t in renamed.items()
+    }
 
 
 def hf_config(
