@@ -7,7 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from soundformers.models.whisper.generate import DecodingResult
-from soundformers.models.whisper.transcribe import plan_cuts, window_segments
+from soundformers.models.whisper.transcribe import (
+    Segment,
+    plan_cuts,
+    refine_segments,
+    window_segments,
+)
 
 TS = 1000  # id of <|0.00|> in these synthetic token streams; text tokens are < TS
 
@@ -103,3 +108,37 @@ def test_a_cut_leaves_lead_seconds_of_the_pause_before_the_next_speech():
         assert len(cuts) == 3
         for (_, cut), onset in zip(cuts, onsets):
             assert lead <= (onset - cut) / rate <= lead + 0.07, (lead, cut / rate)
+
+
+class _Chars:
+    """A stand-in tokenizer: token i is the i-th character of `text`."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def decode(self, ids) -> str:
+        return "".join(self.text[i] for i in ids)
+
+
+def _segment(start: float, end: float, tokens) -> Segment:
+    return Segment(start, end, "", tuple(tokens), -0.2, 0.01, 0.0, 1.2)
+
+
+def test_refine_segments_trims_silence_and_splits_at_paused_sentence_ends():
+    text = " One. Two. Three"
+    chars, ts = _Chars(text), 1000  # token ids >= 1000 are timestamps
+    silent = np.ones(600, dtype=bool)
+    for a, b in ((120, 180), (210, 260), (300, 380)):  # speech frames: 1.2-1.8, 2.1-2.6, 3.0-3.8 s
+        silent[a:b] = False
+    whole = _segment(1.0, 4.0, [ts, *range(len(text)), ts + 150])
+    parts = refine_segments([whole], silent, chars.decode, ts)
+    assert [(p.start, p.end, p.text) for p in parts] == [
+        (1.2, 1.8, " One."), (2.1, 2.6, " Two."), (3.0, 3.8, " Three")
+    ]  # fmt: skip
+    assert "".join(p.text for p in parts) == text and parts[0].avg_logprob == -0.2
+    # one pause for two sentence ends: trimmed only
+    silent[180:210] = False
+    (kept,) = refine_segments([whole], silent, chars.decode, ts)
+    assert (kept.start, kept.end, kept.tokens) == (1.2, 3.8, whole.tokens)
+    # no silence at all: untouched
+    assert refine_segments([whole], np.zeros(600, dtype=bool), chars.decode, ts) == [whole]

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from ...audio.features import whisper_log_mel
+from ...audio.silence import frame_energy, pauses, silent_frames
 from .alignment import WordTiming, add_word_timestamps, find_alignment
 from .generate import (
     DecodingOptions,
@@ -371,8 +372,7 @@ def plan_cuts(
     n = len(audio)
     if n <= max_len:
         return [(0, n)]
-    frames = n // hop
-    energy = np.square(audio[: frames * hop].reshape(frames, hop), dtype=np.float64).mean(axis=1)
+    energy = frame_energy(audio, hop)
     smoothed = np.convolve(energy, np.ones(10) / 10, mode="same")
     cuts = []
     start = 0
@@ -390,6 +390,92 @@ def plan_cuts(
         start = cut
     cuts.append((start, n))
     return cuts
+
+
+_SENTENCE_ENDS = (".", "?", "!")
+
+
+def refine_segments(
+    segments: Sequence[Segment],
+    silent: np.ndarray,
+    decode,
+    timestamp_begin: int,
+    min_pause_s: float = 0.2,
+) -> list[Segment]:
+    """Move segment boundaries out of silence, and split segments at paused sentence ends.
+
+    Without a previous text to follow (batched mode), Whisper dates segments coarsely: a
+    segment often opens where the previous one closed, before the pause that separates them,
+    and two sentences with a pause between them often come as one segment. Here each segment
+    is trimmed to the speech it spans (start moved to its first non-silent frame, end after
+    its last), and a segment whose text has k sentence ends (".", "?", "!" inside it) and
+    whose speech has at least k pauses of `min_pause_s` or more is cut into k + 1 segments,
+    at its k longest pauses. Nothing moves where the audio has no silence (`silent_frames`
+    is relative to the recording's loudness).
+
+    Args:
+        segments: timed segments of one recording (`window_segments`).
+        silent: (frames,) bool per 10 ms frame of that recording (`silent_frames`).
+        decode: token ids -> text (the tokenizer's `decode`).
+        timestamp_begin: id of <|0.00|> (timestamp tokens are dropped from split segments).
+        min_pause_s: shortest pause a segment is split at.
+
+    Returns:
+        The refined segments, in order; the words of segments that have them are kept as is.
+    """
+    out: list[Segment] = []
+    min_pause = round(min_pause_s * FRAMES_PER_SECOND)
+    for segment in segments:
+        if segment.words:
+            out.append(segment)
+            continue
+        first, end = _speech_span(segment, silent)
+        if first is None:
+            out.append(segment)
+            continue
+        inside = pauses(silent[first:end], min_pause) + first
+        text = [t for t in segment.tokens if t < timestamp_begin]
+        out.extend(_split_at_pauses(segment, text, first, end, inside, decode))
+    return out
+
+
+def _speech_span(segment: Segment, silent: np.ndarray) -> tuple[int | None, int]:
+    """[first, end) frames of the speech inside a segment's span (None: all silent)."""
+    a = min(round(segment.start * FRAMES_PER_SECOND), len(silent))
+    b = min(round(segment.end * FRAMES_PER_SECOND), len(silent))
+    speech = np.flatnonzero(~silent[a:b])
+    if len(speech) == 0:
+        return None, b
+    return a + int(speech[0]), a + int(speech[-1]) + 1
+
+
+def _split_at_pauses(
+    segment: Segment, text: list[int], first: int, end: int, inside: np.ndarray, decode
+) -> list[Segment]:
+    """`segment` trimmed to frames [first, end), cut at sentence ends of its `text` tokens
+    if enough pauses (`inside`, (n, 2) frame runs) lie in it; see `refine_segments`."""
+    ends = [
+        i + 1
+        for i in range(len(text) - 1)
+        if decode([text[i]]).rstrip().endswith(_SENTENCE_ENDS) and decode(text[i + 1 :]).strip()
+    ]
+    if not ends or len(inside) < len(ends):
+        return [replace(segment, start=first / FRAMES_PER_SECOND, end=end / FRAMES_PER_SECOND)]
+    longest = np.sort(np.argsort(inside[:, 0] - inside[:, 1], kind="stable")[: len(ends)])
+    cuts = inside[longest]  # (k, 2), in time order
+    starts = [first, *cuts[:, 1].tolist()]
+    stops = [*cuts[:, 0].tolist(), end]
+    bounds = [0, *ends, len(text)]
+    return [
+        replace(
+            segment,
+            start=a / FRAMES_PER_SECOND,
+            end=b / FRAMES_PER_SECOND,
+            text=decode(text[lo:hi]),
+            tokens=tuple(text[lo:hi]),
+        )
+        for a, b, lo, hi in zip(starts, stops, bounds[:-1], bounds[1:])
+    ]
 
 
 def transcribe_batched(
@@ -430,6 +516,7 @@ def transcribe_batched(
     segments: list[list[Segment]] = [[] for _ in audios]
     languages: list[str | None] = [None] * len(audios)
     last_ends = [0.0] * len(audios)
+    silences = [silent_frames(frame_energy(audio, HOP_LENGTH)) for audio in audios]
     for b in range(0, len(pieces), batch_size):
         batch = pieces[b : b + batch_size]
         mel = whisper_log_mel([audios[i][s:e] for i, s, e in batch], whisper.n_mels)
@@ -447,6 +534,9 @@ def transcribe_batched(
                     result, tokenizer.timestamp_begin, tokenizer.decode, start // HOP_LENGTH,
                     frames,
                 )  # fmt: skip
+                found = refine_segments(
+                    found, silences[i], tokenizer.decode, tokenizer.timestamp_begin
+                )
             windows.append((found, start // HOP_LENGTH, frames, result.language))
         if word_timestamps:  # pieces of a recording are in order, so is their speech
             timed, ends = _add_words(
