@@ -1,6 +1,7 @@
 """Audio classification and CTC beam search speed: soundformers vs transformers / pyctcdecode.
 
     .venv/bin/python benchmarks/classification.py [--rounds 3] [--skip-models] [--skip-beam]
+    .venv/bin/python benchmarks/classification.py --ctc-only     # the beam search alone
 
 Models: full-size configs with random weights, saved and loaded from disk as a user would:
 wav2vec2-base (`Wav2Vec2ForSequenceClassification`, weighted layer sum as in
@@ -13,14 +14,18 @@ CTC beam search: a 3-gram ARPA LM built here from the fixture transcripts, emiss
 from those sentences. Like with like: both decoders get the same log-probabilities, beam width
 20, LM weight alpha 0.5, word bonus beta 1.0, unknown-word offset -10, and the same pruning
 (tokens below log-prob -5 in a frame are not tried, the frame's best always is:
-`token_min_logp`; beams more than 10 below the best are dropped: `beam_prune_logp`).
-pyctcdecode (with kenlm) is used when it imports. Two sets: "hard" emissions (noise,
-confusable letters, and double letters sometimes without a blank between them, so that only the
-LM can restore them) and "clean" ones (every letter peaked, a blank between repeats), where the
-two decoders should agree. On the hard set they need not: pyctcdecode keeps a prefix's blank-
-and letter-ending halves as separate beams (fewer distinct prefixes in a beam of 20), scales
-its unknown-word offset by alpha in log10 units and penalises long out-of-vocabulary partial
-words more; the printed agreement and sentence accuracies show how much that matters.
+`token_min_logp`; beams more than 10 below the best are dropped: `beam_prune_logp`), except
+that pyctcdecode applies `token_min_logp` to the blank too, while we score the blank in every
+frame (more work for us, not less). pyctcdecode (with kenlm) is used when it imports. Two sets:
+"hard" emissions (noise, confusable letters, and double letters sometimes without a blank
+between them, so that only the LM can restore them) and "clean" ones (every letter peaked, a
+blank between repeats), where the two decoders should agree. On the hard set they need not:
+pyctcdecode keeps a prefix's blank- and letter-ending halves as separate beams (fewer distinct
+prefixes in a beam of 20), scales its unknown-word offset by alpha in log10 units and penalises
+long out-of-vocabulary partial words more; the printed agreement and sentence accuracies show
+how much that matters. Our beams are also checked to be the same (tokens, order, scores)
+whichever way frames are scored: Python floats (the default for beams x tokens up to
+`soundformers.ctc.SMALL_STEP`) or arrays.
 
 Each contender runs once to warm up, then `--rounds` times (the two models alternating, so that
 load from other processes hits both alike); the best round counts. Prints
@@ -187,6 +192,20 @@ def emissions(text: str, rng: np.random.Generator, hard: bool = True) -> np.ndar
     return logits.astype(np.float32)
 
 
+def same_beams_both_steps(decoder, utterances: list[torch.Tensor]) -> bool:
+    """Whether every utterance gets the same beams (tokens, order, scores) with all frames
+    scored as arrays as with the default (mostly Python floats)."""
+    from soundformers import ctc
+
+    default = [[(b.tokens, b.score) for b in decoder.decode(u)] for u in utterances]
+    saved, ctc.SMALL_STEP = ctc.SMALL_STEP, 0
+    try:
+        arrays = [[(b.tokens, b.score) for b in decoder.decode(u)] for u in utterances]
+    finally:
+        ctc.SMALL_STEP = saved
+    return default == arrays
+
+
 def bench_beam(rounds: int) -> None:
     from soundformers.ctc import BeamSearchDecoder, BeamSearchOptions, greedy_decode
     from soundformers.text.arpa import ArpaLM
@@ -230,6 +249,7 @@ def bench_beam(rounds: int) -> None:
                 )  # fmt: skip
             times, outputs = interleaved(contenders, rounds)
             texts = outputs[0]
+            steps_agree = same_beams_both_steps(ours, tensors)
             greedy = [
                 " ".join("".join(LABELS[t] for t in p.tokens).split())
                 for p in (greedy_decode(u)[0] for u in tensors)
@@ -238,7 +258,8 @@ def bench_beam(rounds: int) -> None:
             print(f"{name}: {len(utterances)} utterances, {frames} frames; sentence accuracy "
                   f"greedy {np.mean([g == s for g, s in zip(greedy, lines)]):.2f}, "
                   f"ours {accuracy:.2f}")  # fmt: skip
-            print(f"  ours          {times[0]:7.3f} s   ({frames / times[0]:,.0f} frames/s)")
+            print(f"  ours          {times[0]:7.3f} s   ({frames / times[0]:,.0f} frames/s); "
+                  f"same beams with array-scored frames: {steps_agree}")  # fmt: skip
             if theirs is not None:
                 their_texts = outputs[1]
                 agree = np.mean([a == b for a, b in zip(texts, their_texts)])
@@ -252,8 +273,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-models", action="store_true")
     parser.add_argument("--skip-beam", action="store_true")
+    parser.add_argument("--ctc-only", action="store_true", help="only the CTC beam search")
     args = parser.parse_args()
-    if not args.skip_models:
+    if not (args.skip_models or args.ctc_only):
         bench_models(args.rounds)
     if not args.skip_beam:
         bench_beam(args.rounds)

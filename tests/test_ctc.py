@@ -231,15 +231,18 @@ def exhaustive_prefix_scores(log_probs: torch.Tensor, blank: int = 0) -> dict[tu
     return totals
 
 
+@pytest.mark.parametrize("prune", [-1e9, float("-inf")])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_wide_beam_equals_the_exhaustive_sum_over_paths(seed):
+def test_wide_beam_equals_the_exhaustive_sum_over_paths(seed, prune):
     """With no pruning, every prefix's score is the exact sum over its paths: checks the blank /
-    repeat bookkeeping and the merging of an extension into a beam that holds the same prefix."""
+    repeat bookkeeping and the merging of an extension into a beam that holds the same prefix.
+    Impossible candidates (probability 0, e.g. an extension merged into another beam) are never
+    kept, even with an infinite `beam_prune_logp`."""
     labels = ["", "a", "b", " "]
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn(6, len(labels), generator=g) * 1.5).log_softmax(-1)
     exact = exhaustive_prefix_scores(x)
-    options = BeamSearchOptions(beam_width=10_000, beam_prune_logp=-1e9, token_min_logp=-1e9)
+    options = BeamSearchOptions(beam_width=10_000, beam_prune_logp=prune, token_min_logp=-1e9)
     beams = BeamSearchDecoder(labels, options=options).decode(x)
     assert len(beams) == len(exact)
     for beam in beams:
@@ -263,3 +266,103 @@ def test_scalar_and_array_frame_steps_agree(lm, monkeypatch):
     assert [t for t, _ in results[0]] == [t for t, _ in results[1]]
     np.testing.assert_allclose([s for _, s in results[0]], [s for _, s in results[1]], rtol=1e-12)
     assert len(results[0]) == 6
+
+
+def reference_beam_search(
+    log_probs: torch.Tensor, labels: list[str], lm: ArpaLM | None, opts: BeamSearchOptions
+) -> list[tuple[tuple[int, ...], float]]:
+    """Prefix beam search written plainly, frame by frame, prefixes as token tuples: what the
+    decoder's fast path must reproduce. Returns (tokens, total score) best first."""
+    lp = log_probs.double().log_softmax(-1).numpy()
+    blank, neg_inf = labels.index(""), float("-inf")
+    lp[:, [i for i, t in enumerate(labels) if t.startswith("<")]] = neg_inf  # never emitted
+    hotwords = {w.lower() for h in opts.hotwords for w in h.split()}
+    prefixes = {w[:i] for w in lm.vocabulary for i in range(1, len(w) + 1)} if lm else None
+
+    def word_bonus(word):  # a partial word: hotword fraction, penalty if no LM word starts so
+        if not word:
+            return 0.0
+        hot = [len(word) / len(h) for h in hotwords if h.startswith(word.lower())]
+        bonus = opts.hotword_weight * max(hot, default=0.0)
+        return bonus + (opts.unk_score_offset if prefixes and word not in prefixes else 0.0)
+
+    def lm_part(prefix, final=False):  # LM + bonuses of the prefix's text
+        state = lm.begin_state() if lm and opts.score_boundary else ()
+        *words, partial = "".join(labels[t] for t in prefix).split(" ")
+        score = 0.0
+        for word in [*words, partial] if final else words:
+            if not word:
+                continue
+            score += opts.hotword_weight if word.lower() in hotwords else 0.0
+            if lm is not None:
+                log10p, state = lm.score(state, word)
+                score += opts.alpha * log10p * math.log(10) + opts.beta
+                score += opts.unk_score_offset if word not in lm.vocabulary else 0.0
+        if final:
+            if lm is not None and opts.score_boundary:
+                score += opts.alpha * lm.score(state, "</s>")[0] * math.log(10)
+            return score
+        return score + word_bonus(partial)
+
+    add = np.logaddexp
+    beams = {(): (0.0, neg_inf)}  # prefix -> (pb, pnb), best first
+    for frame in lp:
+        tried = [c for c in range(len(labels)) if c != blank and
+                 (frame[c] >= opts.token_min_logp or c == frame.argmax())]  # fmt: skip
+        stays = {}
+        for prefix, (pb, pnb) in beams.items():
+            last = prefix[-1] if prefix else None
+            stays[prefix] = [add(pb, pnb) + frame[blank],
+                             pnb + frame[last] if last in tried else neg_inf]  # fmt: skip
+        extensions = {}  # beam -> [(new prefix, its pnb)]
+        for prefix, (pb, pnb) in beams.items():
+            extensions[prefix] = []
+            for c in tried:
+                v = (pb if prefix and c == prefix[-1] else add(pb, pnb)) + frame[c]
+                if prefix + (c,) in stays:  # a beam already: merge
+                    stays[prefix + (c,)][1] = add(stays[prefix + (c,)][1], v)
+                else:
+                    extensions[prefix].append((prefix + (c,), v))
+        cands = []  # (score, prefix, (pb, pnb)): beam by beam, staying before extensions
+        for prefix in beams:
+            pb, pnb = stays[prefix]
+            cands.append((add(pb, pnb) + lm_part(prefix), prefix, (pb, pnb)))
+            cands += [(v + lm_part(new), new, (neg_inf, v)) for new, v in extensions[prefix]]
+        cands.sort(key=lambda c: c[0], reverse=True)
+        floor = cands[0][0] + opts.beam_prune_logp
+        beams = {p: s for score, p, s in cands[: opts.beam_width] if score >= floor > neg_inf}
+    ranked = [(p, add(*s) + lm_part(p, final=True)) for p, s in beams.items()]
+    return sorted(ranked, key=lambda r: r[1], reverse=True)
+
+
+def spoken(text: str, rng: np.random.Generator) -> torch.Tensor:
+    """(T, V) noisy logits spelling `text`: 0-2 blank frames before each character, 15% of the
+    frames with a second letter almost as likely."""
+    frames = []
+    for ch in text:
+        frames += [ID[""]] * int(rng.integers(0, 3)) + [ID[ch]] * int(rng.integers(1, 3))
+    x = rng.normal(0, 1.0, (len(frames) + 1, len(LABELS)))
+    for t, k in enumerate([*frames, ID[""]]):
+        x[t, k] += 6.0
+        if rng.random() < 0.15:
+            x[t, rng.integers(2, len(LABELS) - 1)] += 5.5
+    return torch.from_numpy(x).float()
+
+
+@pytest.mark.parametrize("small_step", [0, 10**9])
+@pytest.mark.parametrize("seed", range(6))
+def test_beam_search_equals_a_plain_reference(lm, monkeypatch, small_step, seed):
+    """Beams, their order and scores equal a frame-by-frame search over token tuples, with an
+    LM and hotwords, in both the Python-float and the array frame step."""
+    import soundformers.ctc as ctc
+
+    monkeypatch.setattr(ctc, "SMALL_STEP", small_step)
+    rng = np.random.default_rng(seed)
+    x = spoken(" ".join(rng.choice(["the", "cat", "cad", "hat", "ca"], size=3)), rng)
+    options = BeamSearchOptions(beam_width=[3, 8, 30][seed % 3], alpha=0.5, beta=1.0,
+                                hotwords=("hat",) if seed % 2 else (), token_min_logp=-6.0,
+                                score_boundary=seed != 4)  # fmt: skip
+    got = BeamSearchDecoder(LABELS, lm, options).decode(x)
+    want = reference_beam_search(x, LABELS, lm, options)
+    assert [b.tokens for b in got] == [tokens for tokens, _ in want]
+    np.testing.assert_allclose([b.score for b in got], [s for _, s in want], rtol=1e-9)

@@ -13,8 +13,10 @@ Shapes: B batch, T frames, V vocabulary (blank included), L target tokens.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 import torch
@@ -35,8 +37,12 @@ __all__ = [
 ]
 
 LN10 = math.log(10.0)
-SMALL_STEP = 24  # beams x (tokens + 1) up to which a frame is scored with Python floats
+# beams x (tokens + 1) up to which a frame is scored with Python floats, not arrays (measured
+# crossover: ~300 on a 29-token vocabulary)
+SMALL_STEP = 300
 NEG_INF = float("-inf")
+LOWEST = -sys.float_info.max  # the pruning floor is never below it: -inf scores are dropped
+_first = itemgetter(0)
 
 
 @dataclass(frozen=True)
@@ -304,8 +310,8 @@ class _Node:
     def __init__(self, parent: _Node | None, token: int, lm_score: float,
                  lm_state: tuple[str, ...], word: str, score: float, row: int) -> None:  # fmt: skip
         self.parent = parent
-        self.token = token  # the last token; V (no token) for the root
-        self.children: dict[int, _Node] = {}
+        self.token = token  # the last token; the blank for the root
+        self.children: dict[int, _Node] | None = None  # token -> node, once there is one
         self.lm_score = lm_score  # LM + word bonuses + hotwords of the completed words
         self.lm_state = lm_state
         self.word = word  # the partial word after the last delimiter
@@ -316,41 +322,40 @@ class _Node:
 
     def tokens(self) -> tuple[int, ...]:
         out = []
-        node: _Node | None = self
-        while node is not None and node.parent is not None:
+        node = self
+        while node.parent is not None:
             out.append(node.token)
             node = node.parent
         return tuple(reversed(out))
 
 
-def _merges(nodes: list[_Node]) -> list[tuple[int, int, int]]:
-    """(i, j, token) for each beam i that is beam j's prefix + token: extending j by token adds
-    to beam i instead of making a new prefix."""
-    index = {node: i for i, node in enumerate(nodes)}
-    return [(i, index[n.parent], n.token) for i, n in enumerate(nodes) if n.parent in index]
+# The beams after a frame, best first: {prefix: (log-probability of its paths ending in a blank,
+# of those ending in its last token)}.
+_Beams = dict[_Node, tuple[float, float]]
 
 
-def _blank_run(pb: list[float], pnb: list[float], p_blanks: list[float]) -> list[float]:
-    """Blank-ending log-probabilities of the beams after frames where only the blank is tried
-    (the letter-ending ones become -inf). Every beam moves by the same amount, so the set and
-    its order stay as they are."""
-    pb = [_logaddexp(b, nb) + p_blanks[0] for b, nb in zip(pb, pnb)]
+def _blank_run(beam: _Beams, p_blanks: list[float]) -> _Beams:
+    """The beams after frames where only the blank is tried (`p_blanks`: its log-probability in
+    each): every prefix moves by the same amount, so the set and its order stay as they are."""
+    first = p_blanks[0]
+    beam = {node: ((b if nb == NEG_INF else _logaddexp(b, nb)) + first, NEG_INF)
+            for node, (b, nb) in beam.items()}  # fmt: skip
     for p_blank in p_blanks[1:]:
-        pb = [b + p_blank for b in pb]
-    return pb
+        beam = {node: (b + p_blank, NEG_INF) for node, (b, _) in beam.items()}
+    return beam
 
 
 class BeamSearchDecoder:
     """CTC prefix beam search, with an optional word n-gram LM and hotwords.
 
-    Per frame, every beam is scored "staying" (blank, or a repeat of its last token) and
-    extended by each token tried; an extension spelling a prefix already in the beam merges into
-    it, and the best `beam_width` by total score (acoustic + LM + bonuses) are kept. What depends
-    on the prefix alone (LM scores of completed words, the penalty for spelling no known word,
-    hotword rewards) is computed once per trie node or cached per partial word, so a frame
-    costs a few list operations when beams x tokens is small and one set of array operations
-    over (beams, tokens) when it is not. Runs of frames where only the blank is tried are
-    applied in one go.
+    Per frame, every beam "stays" (blank, or a repeat of its last token) and is extended by each
+    token tried; an extension spelling a prefix already in the beam merges into it, and the best
+    `beam_width` by total score (acoustic + LM + bonuses) are kept. What depends on the prefix
+    alone (LM scores of completed words, the penalty for spelling no known word, hotword
+    rewards) is computed once per trie node, or cached per partial word. A frame is scored with
+    Python floats, skipping extensions already below the pruning floor, or, for wide beams, as
+    (beams, tokens) arrays. Frames where only the blank is tried cost next to nothing: they are
+    folded into the next frame that tries a token.
 
     Args:
         labels: text of each token id: "" for the blank, " " for the word delimiter; tokens
@@ -434,20 +439,19 @@ class BeamSearchDecoder:
         return score, state
 
     def _reset_rows(self) -> None:
-        """Empty the letter-bonus table: row r holds, for a partial word w, the bonus of w + each
+        """Empty the letter-bonus table. Row r holds, for a partial word w, the bonus of w + each
         letter token (0 for delimiters, whose score is the node's `space_score`; -inf for the
-        blank and excluded tokens), as a list (`_row_lists`, read one token at a time) and as
+        blank and excluded tokens), as a list in `_row_lists` (read a token at a time) and as
         a row of the (rows, V) array `_row_table` (read a block at a time)."""
         V = len(self.labels)
-        template = [0.0 if i in self._spaces else NEG_INF for i in range(V)]
-        # a word that starts no LM word and no hotword: every letter gets the same bonus
-        dead = self._word_bonus("\0")
-        self._row_of: dict[str, int] = {}
+        self._row_of: dict[str, int] = {}  # partial word -> row
         self._row_lists: list[list[float]] = []
         self._row_table = np.empty((64, V))
-        self._row_template = template
+        self._row_template = [0.0 if i in self._spaces else NEG_INF for i in range(V)]
+        # the row of a word that starts no LM word and no hotword, nor does any continuation
+        dead = self.options.unk_score_offset if self.prefixes is not None else 0.0
         self._dead_row = self._add_row([dead if i in self._letters else x
-                                        for i, x in enumerate(template)])  # fmt: skip
+                                        for i, x in enumerate(self._row_template)])  # fmt: skip
 
     def _add_row(self, row: list[float]) -> int:
         n = len(self._row_lists)
@@ -463,7 +467,7 @@ class BeamSearchDecoder:
         if row is None:
             prefixes = self.prefixes
             if not self.hotwords and (prefixes is None or (word and word not in prefixes)):
-                row = self._dead_row  # then no word + letter is a prefix either
+                row = self._dead_row
             else:
                 values = list(self._row_template)
                 for token in self._letters:
@@ -485,7 +489,7 @@ class BeamSearchDecoder:
     def _root(self) -> _Node:
         use_lm = self.lm is not None and self.options.score_boundary
         state = self.lm.begin_state() if use_lm else ()
-        return _Node(None, len(self.labels), 0.0, state, "", 0.0, self._row(""))
+        return _Node(None, self.blank, 0.0, state, "", 0.0, self._row(""))
 
     def _new_node(self, parent: _Node, token: int) -> _Node:
         """The trie node of `parent` + `token`, with its scores."""
@@ -497,8 +501,11 @@ class BeamSearchDecoder:
         else:
             word = parent.word + self.labels[token]
             score = parent.lm_score + self._row_lists[parent.row][token]
-            node = _Node(parent, token, parent.lm_score, parent.lm_state, word, score,
-                         self._row(word))  # fmt: skip
+            # a word that starts no LM word (nor hotword) cannot be continued into one
+            row = self._dead_row if parent.row == self._dead_row else self._row(word)
+            node = _Node(parent, token, parent.lm_score, parent.lm_state, word, score, row)
+        if parent.children is None:
+            parent.children = {}
         parent.children[token] = node
         return node
 
@@ -519,10 +526,29 @@ class BeamSearchDecoder:
         # in numpy: a torch op would wake torch's worker threads, which then spin on the cores
         # this single-threaded search runs on (measured 2.5x slower on 2 cores)
         lp = logits[:length].detach().float().cpu().numpy().astype(np.float64)
-        lp = lp - lp.max(-1, keepdims=True)
+        lp -= lp.max(-1, keepdims=True)
         lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
-        lp[:, self.excluded] = NEG_INF
+        if self.excluded:
+            lp[:, self.excluded] = NEG_INF
         return lp
+
+    def _schedule(self, lp: np.ndarray) -> list[tuple[int, list[tuple[int, float]]]]:
+        """The frames where a token is tried, in order: (frame, [(token, log-prob), ...]).
+
+        Tried: the tokens with log-prob >= `token_min_logp`, and the frame's best one; never
+        the blank, whose paths every step scores anyway.
+        """
+        T, V = lp.shape
+        tried = lp >= self.options.token_min_logp
+        tried[np.arange(T), lp.argmax(-1)] = True
+        tried[:, self.blank] = False
+        frames, columns = np.divmod(np.flatnonzero(tried), V)
+        counts = np.bincount(frames, minlength=T)
+        active = np.flatnonzero(counts)
+        counts = counts[active]
+        ends = np.cumsum(counts).tolist()
+        pairs = list(zip(columns.tolist(), lp[tried].tolist()))
+        return [(t, pairs[e - n : e]) for t, n, e in zip(active.tolist(), counts.tolist(), ends)]
 
     def decode(self, logits: torch.Tensor, length: int | None = None) -> list[Beam]:
         """Search one utterance.
@@ -534,162 +560,144 @@ class BeamSearchDecoder:
         Returns:
             Up to `beam_width` beams, best first.
         """
-        opts = self.options
-        lp = self._log_probs(logits, length)
-        T, V = lp.shape
-        tried = lp >= opts.token_min_logp
-        tried[np.arange(T), lp.argmax(-1)] = True
-        tried[:, self.blank] = False
-        # per frame: log-probs of the tokens tried, -inf elsewhere; one extra column (index V)
-        # stands for the root's "last token" and is never tried
-        frames = np.full((T, V + 1), NEG_INF)
-        frames[:, :V] = np.where(tried, lp, NEG_INF)
-        p_blanks = lp[:, self.blank].tolist()
-        rows, columns = np.nonzero(tried)
-        values = lp[rows, columns].tolist()
-        bounds = np.searchsorted(rows, np.arange(T + 1)).tolist()
-        columns = columns.tolist()
-
         if len(self._completions) > 65536:  # caches, not records of every word ever seen
             self._completions.clear()
         if len(self._row_of) > 65536:
             self._reset_rows()
-        nodes, pb, pnb = [self._root()], [0.0], [NEG_INF]
+        lp = self._log_probs(logits, length)
+        p_blanks = lp[:, self.blank].tolist()
+        beam: _Beams = {self._root(): (0.0, NEG_INF)}
         done = 0  # frames applied
-        for t in np.unique(rows).tolist():  # the frames with a token tried, in order
-            if t > done:
-                pb = _blank_run(pb, pnb, p_blanks[done:t])
-                pnb = [NEG_INF] * len(pb)
-            start, end = bounds[t], bounds[t + 1]
-            tokens, lps = columns[start:end], values[start:end]
+        for t, tried in self._schedule(lp):
             # few beams x tokens: Python floats beat the fixed cost of array calls
-            if len(nodes) * (len(tokens) + 1) <= SMALL_STEP:
-                nodes, pb, pnb = self._step_scalars(nodes, pb, pnb, tokens, lps, p_blanks[t])
-            else:
-                step = self._step_arrays(nodes, pb, pnb, tokens, frames[t], p_blanks[t])
-                nodes, pb, pnb = self._keep(nodes, tokens, *step)
+            small = len(beam) * (len(tried) + 1) <= SMALL_STEP
+            step = self._step_scalars if small else self._step_arrays
+            beam = step(beam, p_blanks[done:t], tried, p_blanks[t])
             done = t + 1
-        if T > done:
-            pb = _blank_run(pb, pnb, p_blanks[done:])
-            pnb = [NEG_INF] * len(pb)
+        if len(lp) > done:
+            beam = _blank_run(beam, p_blanks[done:])
         ranked = []
-        for node, b, nb in zip(nodes, pb, pnb):
+        for node, (b, nb) in beam.items():
             acoustic = _logaddexp(b, nb)
             ranked.append((acoustic + self._final_score(node), acoustic, node))
         ranked.sort(key=lambda r: r[0], reverse=True)
-        return [
-            Beam(self._text(node), node.tokens(), score, acoustic)
-            for score, acoustic, node in ranked[: opts.beam_width]
-        ]
+        beams = []
+        for score, acoustic, node in ranked[: self.options.beam_width]:
+            tokens = node.tokens()
+            text = " ".join("".join([self.labels[t] for t in tokens]).split())
+            beams.append(Beam(text, tokens, score, acoustic))
+        return beams
 
-    # One frame with at least one token tried. Both steps score, per beam i, "staying" (flat
-    # index i * (K + 1): blank, or a repeat of the last token) and each extension by tokens[k]
-    # (flat index i * (K + 1) + 1 + k), merge extensions into beams that hold the same prefix,
-    # and return lists (stay_pb (N,), stay_pnb (N,), via (N, K), kept flat indices): the best
-    # `beam_width` within `beam_prune_logp` of the best, best first, ties in flat order.
+    # One frame with at least one token tried, after the frames `blanks` (the blank's
+    # log-probability in each) where only the blank was. Both steps score each beam staying and
+    # each extension by a token of `tried` ([(token, log-prob)]), merge an extension into the
+    # beam that holds its prefix, and return the best `beam_width` candidates within
+    # `beam_prune_logp` of the best (never those of probability 0), best first; equal scores
+    # keep the order beam by beam, staying before extensions.
 
-    def _step_arrays(self, nodes: list[_Node], pb: list[float], pnb: list[float],
-                     tokens: list[int], frame: np.ndarray, p_blank: float) -> tuple:  # fmt: skip
-        opts = self.options
-        cand = np.array(tokens)  # (K,)
-        last = np.array([n.token for n in nodes])  # (N,)
-        pb_, pnb_ = np.array(pb), np.array(pnb)
-        total = np.logaddexp(pb_, pnb_)
-        stay_pb = total + p_blank
-        stay_pnb = pnb_ + frame[last]  # a repeat merges into the same prefix
-        # extension by token c: from any ending, but a repeat only after a blank
-        via = np.where(last[:, None] == cand, pb_[:, None], total[:, None]) + frame[cand]  # (N, K)
-        merges = _merges(nodes)
-        if merges:  # an extension spelling a prefix already in the beam joins it
-            column = {c: k for k, c in enumerate(tokens)}
-            for i, j, token in merges:
-                k = column.get(token)
-                if k is not None and via[j, k] > NEG_INF:
-                    stay_pnb[i] = np.logaddexp(stay_pnb[i], via[j, k])
-                    via[j, k] = NEG_INF
-        prefix = np.array([n.score for n in nodes])
-        lm = np.array([n.lm_score for n in nodes])
-        word_rows = np.array([n.row for n in nodes])
-        children = self._row_table[word_rows[:, None], cand] + lm[:, None]  # (N, K)
-        for k, c in enumerate(tokens):
-            if c in self._spaces:
-                children[:, k] = [self._space_score(n) for n in nodes]
-        stay = np.logaddexp(stay_pb, stay_pnb) + prefix
-        scores = np.concatenate([stay[:, None], via + children], axis=1).ravel()
-        order = np.argsort(-scores, kind="stable")[: opts.beam_width]
-        order = order[scores[order] >= scores[order[0]] + opts.beam_prune_logp]
-        return stay_pb.tolist(), stay_pnb.tolist(), via.tolist(), order.tolist()
-
-    def _step_scalars(self, nodes: list[_Node], pb: list[float], pnb: list[float],
-                      tokens: list[int], lps: list[float], p_blank: float) -> tuple:  # fmt: skip
-        """The beams after one frame, scored with Python floats: (nodes, pb, pnb)."""
-        opts = self.options
-        lp_of = dict(zip(tokens, lps))
-        index = {node: i for i, node in enumerate(nodes)}
-        totals = [b if nb == NEG_INF else _logaddexp(b, nb) for b, nb in zip(pb, pnb)]
-        scores: list[float] = []
-        # per flat index: (node, None, pb, pnb) to stay, (parent, token, -inf, pnb) to extend
-        made: list[tuple] = []
+    def _step_scalars(self, beam: _Beams, blanks: list[float], tried: list[tuple[int, float]],
+                      p_blank: float) -> _Beams:  # fmt: skip
+        """One frame scored with Python floats (for beams x tokens up to `SMALL_STEP`)."""
+        prune = self.options.beam_prune_logp
+        lp_of = dict(tried)
         spaces, row_lists = self._spaces, self._row_lists
-        for node, b, nb, total in zip(nodes, pb, pnb, totals):
-            last, children = node.token, node.children
+        best = floor = NEG_INF  # so far; the final floor is at least as high
+        cands = []  # (score, node or None if not made yet, parent or None to stay, token, pb, pnb)
+        for node, (b, nb) in beam.items():
+            total = b if nb == NEG_INF else _logaddexp(b, nb)
+            if blanks:
+                for p in blanks:
+                    total += p
+                b, nb = total, NEG_INF
+            last = node.token
             stay_pb = total + p_blank
             lp_last = lp_of.get(last)
             if lp_last is None:  # the last token is not tried: no repeat, no merge
-                stay = stay_pb
-                stay_pnb = NEG_INF
+                score = stay_pb + node.score
+                cands.append((score, node, None, None, stay_pb, NEG_INF))
             else:
-                stay_pnb = nb + lp_last
-                j = index.get(node.parent)
-                if j is not None:  # node = beam j + last: j's extension joins this beam
-                    v = (pb[j] if last == nodes[j].token else totals[j]) + lp_last
-                    if v > NEG_INF:
-                        stay_pnb = _logaddexp(stay_pnb, v)
-                stay = _logaddexp(stay_pb, stay_pnb)
-            scores.append(stay + node.score)
-            made.append((node, None, stay_pb, stay_pnb))
-            bonus, lm = row_lists[node.row], node.lm_score
-            for c, lp in zip(tokens, lps):
+                stay_pnb = nb + lp_last  # a repeat stays in the prefix
+                parent = beam.get(node.parent)
+                if parent is not None:  # the parent's extension by `last` merges into this beam
+                    b_j, nb_j = parent
+                    if blanks or (last != node.parent.token and nb_j != NEG_INF):
+                        b_j = b_j if nb_j == NEG_INF else _logaddexp(b_j, nb_j)
+                        for p in blanks:
+                            b_j += p
+                    stay_pnb = _logaddexp(stay_pnb, b_j + lp_last)
+                score = _logaddexp(stay_pb, stay_pnb) + node.score
+                cands.append((score, node, None, None, stay_pb, stay_pnb))
+            if score > best:
+                best, floor = score, max(score + prune, LOWEST)
+            children, bonus, lm = node.children, row_lists[node.row], node.lm_score
+            for c, lp in tried:
+                # from any ending, but a repeat of the last token only after a blank
                 v = (b if c == last else total) + lp
-                if children and v > NEG_INF and children.get(c) in index:
-                    v = NEG_INF  # merged into that beam, above or below
-                scores.append(v + (self._space_score(node) if c in spaces else bonus[c] + lm))
-                made.append((node, c, NEG_INF, v))
-        # stable: equal scores keep their flat order, as in `_step_arrays`
-        order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
-        floor = scores[order[0]] + opts.beam_prune_logp
-        new_nodes, new_pb, new_pnb = [], [], []
-        for flat in order[: opts.beam_width]:
-            if scores[flat] < floor:
+                score = v + (self._space_score(node) if c in spaces else bonus[c] + lm)
+                if score < floor:
+                    continue  # below the final floor too
+                child = children.get(c) if children else None
+                if child in beam:
+                    continue  # merged into that beam
+                cands.append((score, child, node, c, NEG_INF, v))
+                if score > best:
+                    best, floor = score, max(score + prune, LOWEST)
+        cands.sort(key=_first, reverse=True)  # stable: ties keep their order
+        new: _Beams = {}
+        for score, node, parent, token, b, nb in cands[: self.options.beam_width]:
+            if score < floor:
                 break
-            node, token, b, nb = made[flat]
-            if token is not None:
-                node = node.children.get(token) or self._new_node(node, token)
-            new_nodes.append(node)
-            new_pb.append(b)
-            new_pnb.append(nb)
-        return new_nodes, new_pb, new_pnb
+            new[node or self._new_node(parent, token)] = (b, nb)
+        return new
 
-    def _keep(self, nodes: list[_Node], tokens: list[int], stay_pb: list[float],
-              stay_pnb: list[float], via: list[list[float]], kept: list[int]) -> tuple:  # fmt: skip
-        """The beams after a frame: (nodes, pb, pnb) of the kept flat indices."""
-        new_nodes, new_pb, new_pnb = [], [], []
-        K1 = len(tokens) + 1
+    def _step_arrays(self, beam: _Beams, blanks: list[float], tried: list[tuple[int, float]],
+                     p_blank: float) -> _Beams:  # fmt: skip
+        """One frame scored as (beams, tokens) arrays (for wide beams)."""
+        opts = self.options
+        if blanks:
+            beam = _blank_run(beam, blanks)
+        nodes = list(beam)
+        tokens = [c for c, _ in tried]
+        cand = np.array(tokens)  # (K,)
+        frame = np.full(len(self.labels), NEG_INF)  # (V,) log-probs of the tokens tried
+        frame[cand] = [lp for _, lp in tried]
+        # (N, 6): last token, letter-bonus row, score, lm_score, pb, pnb
+        info = np.array([(n.token, n.row, n.score, n.lm_score, b, nb)
+                         for n, (b, nb) in beam.items()])  # fmt: skip
+        last, rows = info[:, 0].astype(np.intp), info[:, 1].astype(np.intp)
+        pb, pnb = info[:, 4], info[:, 5]
+        total = np.logaddexp(pb, pnb)
+        stay_pb = total + p_blank
+        stay_pnb = pnb + frame[last]  # a repeat stays in the prefix
+        # extension by token c: from any ending, but a repeat only after a blank
+        via = np.where(last[:, None] == cand, pb[:, None], total[:, None]) + frame[cand]  # (N, K)
+        index = {node: i for i, node in enumerate(nodes)}
+        column = {c: k for k, c in enumerate(tokens)}
+        for i, node in enumerate(nodes):  # merge j's extension by `last` into its child i
+            j, k = index.get(node.parent), column.get(node.token)
+            if j is not None and k is not None and via[j, k] > NEG_INF:
+                stay_pnb[i] = np.logaddexp(stay_pnb[i], via[j, k])
+                via[j, k] = NEG_INF
+        children = self._row_table[rows[:, None], cand] + info[:, 3:4]  # (N, K)
+        for k, c in enumerate(tokens):
+            if c in self._spaces:
+                children[:, k] = [self._space_score(n) for n in nodes]
+        stay = np.logaddexp(stay_pb, stay_pnb) + info[:, 2]
+        scores = np.concatenate([stay[:, None], via + children], axis=1).ravel()
+        kept = np.flatnonzero(scores >= max(scores.max() + opts.beam_prune_logp, LOWEST))
+        kept = kept[np.argsort(-scores[kept], kind="stable")[: opts.beam_width]].tolist()
+        stay_pb, stay_pnb, via = stay_pb.tolist(), stay_pnb.tolist(), via.tolist()
+        new: _Beams = {}
+        K1 = len(tokens) + 1  # flat index i * K1: beam i stays; i * K1 + 1 + k: extended by k
         for flat in kept:
             i, k = divmod(flat, K1)
             if k == 0:
-                new_nodes.append(nodes[i])
-                new_pb.append(stay_pb[i])
-                new_pnb.append(stay_pnb[i])
+                new[nodes[i]] = (stay_pb[i], stay_pnb[i])
             else:
                 parent, token = nodes[i], tokens[k - 1]
-                new_nodes.append(parent.children.get(token) or self._new_node(parent, token))
-                new_pb.append(NEG_INF)
-                new_pnb.append(via[i][k - 1])
-        return new_nodes, new_pb, new_pnb
-
-    def _text(self, node: _Node) -> str:
-        return " ".join("".join(self.labels[t] for t in node.tokens()).split())
+                child = (parent.children or {}).get(token) or self._new_node(parent, token)
+                new[child] = (NEG_INF, via[i][k - 1])
+        return new
 
     def decode_batch(self, logits: torch.Tensor,
                      lengths: torch.Tensor | Sequence[int] | None = None) -> list[list[Beam]]:  # fmt: skip
