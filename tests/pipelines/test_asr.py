@@ -80,6 +80,26 @@ def test_long_form_both_modes(asr, mode):
     assert out["chunks"][-1]["timestamp"][1] > 60  # reached the end of the 73 s recording
 
 
+def test_batched_mode_reads_a_short_clip_as_text_only_beside_a_long_one(asr, monkeypatch):
+    from soundformers.models.whisper import generate
+
+    timestamped = []
+    decode = generate.decode
+
+    def spy(*args, **kwargs):
+        options = args[3] if len(args) > 3 else kwargs["options"]
+        timestamped.append(not options.without_timestamps)
+        return decode(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "decode", spy)
+    long = fixture_path("longform", "espeak_75s.wav")
+    short, longer = asr([EXAMPLE, long], long_form="batched", batch_size=2)
+    assert timestamped[0] is False and all(timestamped[1:])  # the clip, then the pieces
+    monkeypatch.setattr(generate, "decode", decode)
+    assert short["text"] == asr(EXAMPLE)["text"]  # as the sequential mode reads it
+    assert wer(json.loads(long.with_suffix(".json").read_text())["text"], longer["text"]) < 0.3
+
+
 def test_bad_items_and_bad_arguments(asr):
     out = asr([EXAMPLE, b"garbage"], errors="return")
     assert out[1]["index"] == 1 and "not a readable audio file" in out[1]["error"]

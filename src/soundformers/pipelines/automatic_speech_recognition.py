@@ -134,12 +134,12 @@ class AutomaticSpeechRecognitionPipeline(Pipeline):
         from ..models.whisper.transcribe import transcribe_batched, transcribe_sequential
 
         audios = [w.samples for w in waves]
-        # without timestamps asked, audio of one window is decoded as text only: the audio is
-        # padded to 30 s and decoded after <|notimestamps|>, as transformers' pipeline does
+        # without timestamps asked, audio of one window is decoded as text only (both modes):
+        # the audio is padded to 30 s and decoded after <|notimestamps|>, as transformers' does
         decoding = replace(params["decoding"], without_timestamps=not params["return_timestamps"])
         if params["long_form"] == "batched":
             results = transcribe_batched(
-                self.model, audios, params["decoding"], params["fallback"],
+                self.model, audios, decoding, params["fallback"],
                 chunk_length_s=params["chunk_length_s"], batch_size=max(len(audios), 8),
                 word_timestamps=params["return_timestamps"] == "word",
             )  # fmt: skip

@@ -494,7 +494,9 @@ def transcribe_batched(
     Args:
         whisper: the model with its tokenizer.
         audios: mono float32 audio at 16 kHz, each of shape (time,).
-        options: decoding options for every piece; timestamps are always predicted.
+        options: decoding options for every piece. Timestamps are predicted, except that
+            with `without_timestamps=True` a recording that is one piece is decoded as text
+            only (as `transcribe_sequential` does).
         fallback: temperature fallback and no-speech rules (None: one pass).
         chunk_length_s: longest piece, at most 30 s.
         batch_size: pieces decoded together.
@@ -505,27 +507,38 @@ def transcribe_batched(
     Returns:
         One Transcription per recording, in order.
     """
+    text_only = options is not None and options.without_timestamps
     options = replace(options or DecodingOptions(), without_timestamps=False)
     generator = _generator(whisper, seed)
     tokenizer = whisper.tokenizer
-    pieces = [
-        (i, start, end)
-        for i, audio in enumerate(audios)
-        for start, end in plan_cuts(audio, max_seconds=min(chunk_length_s, 30.0))
-    ]
+    cuts = [plan_cuts(audio, max_seconds=min(chunk_length_s, 30.0)) for audio in audios]
+    # (recording, start, end, text only): single pieces come first, so batches do not mix them
+    pieces = sorted(
+        (
+            (i, start, end, text_only and len(c) == 1)
+            for i, c in enumerate(cuts)
+            for start, end in c
+        ),
+        key=lambda piece: not piece[3],
+    )
     segments: list[list[Segment]] = [[] for _ in audios]
     languages: list[str | None] = [None] * len(audios)
     last_ends = [0.0] * len(audios)
     silences = [silent_frames(frame_energy(audio, HOP_LENGTH)) for audio in audios]
-    for b in range(0, len(pieces), batch_size):
-        batch = pieces[b : b + batch_size]
-        mel = whisper_log_mel([audios[i][s:e] for i, s, e in batch], whisper.n_mels)
+    done = 0
+    while done < len(pieces):
+        batch = pieces[done : done + batch_size]
+        if batch[0][3] != batch[-1][3]:  # the text-only pieces end inside this batch
+            batch = [piece for piece in batch if piece[3]]
+        done += len(batch)
+        mel = whisper_log_mel([audios[i][s:e] for i, s, e, _ in batch], whisper.n_mels)
         encoder_out = whisper.encode(mel)
         results = whisper.generate(
-            options=options, fallback=fallback, encoder_out=encoder_out, generator=generator
-        )
+            options=replace(options, without_timestamps=batch[0][3]),
+            fallback=fallback, encoder_out=encoder_out, generator=generator,
+        )  # fmt: skip
         windows = []
-        for (i, start, end), result in zip(batch, results):
+        for (i, start, end, _), result in zip(batch, results):
             languages[i] = languages[i] or result.language
             frames = (end - start) // HOP_LENGTH
             found: list[Segment] = []
@@ -540,12 +553,12 @@ def transcribe_batched(
             windows.append((found, start // HOP_LENGTH, frames, result.language))
         if word_timestamps:  # pieces of a recording are in order, so is their speech
             timed, ends = _add_words(
-                whisper, encoder_out, windows, options.task, [last_ends[i] for i, _, _ in batch]
+                whisper, encoder_out, windows, options.task, [last_ends[i] for i, *_ in batch]
             )
             windows = [(t, *w[1:]) for t, w in zip(timed, windows)]
-            for (i, _, _), end in zip(batch, ends):
+            for (i, *_), end in zip(batch, ends):
                 last_ends[i] = end
-        for (i, _, end), (found, *_) in zip(batch, windows):
+        for (i, _, end, _), (found, *_) in zip(batch, windows):
             limit = end / SAMPLING_RATE
             segments[i].extend(replace(s, end=min(s.end, limit)) for s in found)
     return [
