@@ -7,7 +7,8 @@ ground-truth sentence starts (each sentence matched to the nearest segment start
 Measured (tiny.en, fp32): Piper sequential 6.01 % WER, 98.7 % of starts within 0.5 s (faster-
 whisper greedy on the same weights: 6.01 %, 98.7 %); Piper batched 5.67 %, 97.4 % (69.7 %
 before `refine_segments` moved segment boundaries out of silence); espeak sequential 17.28 %
-(faster-whisper 17.28 %), batched 17.90 %. The issue's goals are 6 % WER in both modes and
+(faster-whisper 17.28 %) with 90 % of starts (faster-whisper 25 %: `refine_segments` splits
+the two-sentence segments tiny.en makes there), batched 17.90 %, 75 %. The issue's goals are 6 % WER in both modes and
 90 % of starts: sequential misses the first by 0.01 point, exactly as faster-whisper does, so
 it is held to 6.5 %.
 """
@@ -57,13 +58,14 @@ def piper(asr):
 
 @pytest.fixture(scope="module")
 def espeak(asr):
-    """{mode: text} for espeak_75s.wav, plus faster-whisper's text (same weights, greedy
-    sequential, its defaults otherwise) and the metadata."""
+    """{mode: pipeline output with segment timestamps} for espeak_75s.wav, faster-whisper's
+    text (same weights, greedy sequential, its defaults otherwise) and the metadata."""
     faster_whisper = pytest.importorskip("faster_whisper")
     from soundformers.hub import resolve_model
 
     audio, meta = _recording("espeak_75s.wav")
-    ours = {m: asr({"array": audio, "sampling_rate": 16000}, long_form=m)["text"] for m in MODES}
+    inputs = {"array": audio, "sampling_rate": 16000}
+    ours = {m: asr(inputs, long_form=m, return_timestamps=True) for m in MODES}
     fw = faster_whisper.WhisperModel(
         str(resolve_model("whisper-tiny.en").folder), compute_type="float32", cpu_threads=1
     )
@@ -83,13 +85,25 @@ def test_piper_wer(piper, mode, limit):
     assert _wer(meta["text"], out[mode]["text"]) <= limit
 
 
+def _nearest_starts(out: dict, meta: dict) -> np.ndarray:
+    """Per ground-truth sentence, the distance (s) to the nearest segment start."""
+    starts = np.array([chunk["timestamp"][0] for chunk in out["chunks"]])
+    truth = np.array([s["start"] for s in meta["segments"]])
+    return np.abs(truth[:, None] - starts[None, :]).min(axis=1)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_piper_segment_starts_within_half_a_second(piper, mode):
     out, meta = piper
-    starts = np.array([chunk["timestamp"][0] for chunk in out[mode]["chunks"]])
-    truth = np.array([s["start"] for s in meta["segments"]])
-    nearest = np.abs(truth[:, None] - starts[None, :]).min(axis=1)
+    nearest = _nearest_starts(out[mode], meta)
     assert np.mean(nearest <= 0.5) >= 0.9, np.round(nearest, 2).tolist()
+
+
+@pytest.mark.parametrize(("mode", "share"), [("sequential", 0.85), ("batched", 0.7)])
+def test_espeak_segment_starts_within_half_a_second(espeak, mode, share):
+    ours, _, meta = espeak
+    nearest = _nearest_starts(ours[mode], meta)
+    assert np.mean(nearest <= 0.5) >= share, np.round(nearest, 2).tolist()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -111,4 +125,4 @@ def test_batched_within_one_point_of_sequential(piper):
 @pytest.mark.parametrize("mode", MODES)
 def test_espeak_wer_at_most_one_point_above_faster_whisper(espeak, mode):
     ours, theirs, meta = espeak
-    assert _wer(meta["text"], ours[mode]) <= _wer(meta["text"], theirs) + 0.01
+    assert _wer(meta["text"], ours[mode]["text"]) <= _wer(meta["text"], theirs) + 0.01

@@ -9,6 +9,9 @@
   `chunk_length_s` (`plan_cuts`, the seek planner), and all pieces are decoded in parallel,
   without conditioning.
 
+In both, the segments are then moved out of silence and split at paused sentence ends
+(`refine_segments`): Whisper's own segment times are coarse. The text does not change.
+
 Both can add word timestamps (`word_timestamps=True`, see `alignment.py`): one extra
 teacher-forced decoder pass per batch of windows; the transcript itself does not change.
 
@@ -228,7 +231,13 @@ def transcribe_sequential(
             step(single, replace(options, without_timestamps=True))
         if rest:
             step(rest, options)
-    return [_transcription(s.segments, s.language) for s in states]
+    decode, timestamp_begin = whisper.tokenizer.decode, whisper.tokenizer.timestamp_begin
+    return [  # once decoded: the prompts above followed Whisper's own segments
+        _transcription(
+            refine_segments(s.segments, _silence(audio), decode, timestamp_begin), s.language
+        )
+        for s, audio in zip(states, audios)
+    ]
 
 
 @dataclass(frozen=True)
@@ -395,6 +404,11 @@ def plan_cuts(
 _SENTENCE_ENDS = (".", "?", "!")
 
 
+def _silence(audio: np.ndarray) -> np.ndarray:
+    """(frames,) bool: the recording's silent 10 ms frames (`audio.silence`)."""
+    return silent_frames(frame_energy(audio, HOP_LENGTH))
+
+
 def refine_segments(
     segments: Sequence[Segment],
     silent: np.ndarray,
@@ -404,9 +418,9 @@ def refine_segments(
 ) -> list[Segment]:
     """Move segment boundaries out of silence, and split segments at paused sentence ends.
 
-    Without a previous text to follow (batched mode), Whisper dates segments coarsely: a
-    segment often opens where the previous one closed, before the pause that separates them,
-    and two sentences with a pause between them often come as one segment. Here each segment
+    Whisper dates segments coarsely: a segment often opens where the previous one closed,
+    before the pause that separates them, and two sentences with a pause between them often
+    come as one segment (in batched mode, without a previous text to follow, most of all). Here each segment
     is trimmed to the speech it spans (start moved to its first non-silent frame, end after
     its last), and a segment whose text has k sentence ends (".", "?", "!" inside it) and
     whose speech has at least k pauses of `min_pause_s` or more is cut into k + 1 segments,
@@ -524,7 +538,7 @@ def transcribe_batched(
     segments: list[list[Segment]] = [[] for _ in audios]
     languages: list[str | None] = [None] * len(audios)
     last_ends = [0.0] * len(audios)
-    silences = [silent_frames(frame_energy(audio, HOP_LENGTH)) for audio in audios]
+    silences = [_silence(audio) for audio in audios]
     done = 0
     while done < len(pieces):
         batch = pieces[done : done + batch_size]
