@@ -20,7 +20,10 @@ from tests.models.ast.test_parity import LABELS as AST_LABELS  # noqa: E402
 from tests.models.ast.test_parity import make_tiny as make_ast  # noqa: E402
 from tests.models.wav2vec2.conftest import make_tiny as make_w2v  # noqa: E402
 from tests.models.whisper.test_classification import LABELS as WHISPER_LABELS  # noqa: E402
-from tests.models.whisper.test_classification import make_tiny_classifier  # noqa: E402
+from tests.models.whisper.test_classification import (  # noqa: E402
+    make_tiny_classifier,
+    save_tiny_recognizer,
+)
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 
@@ -161,12 +164,6 @@ def test_whisper_classifier_matches_the_transformers_pipeline(whisper_clf):
 
 
 def test_whisper_speech_recognition_checkpoint_is_not_a_classifier(tmp_path):
-    config = transformers.WhisperConfig(
-        num_mel_bins=80, encoder_layers=1, decoder_layers=1, d_model=32,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128,
-        decoder_ffn_dim=128, vocab_size=100, pad_token_id=0, bos_token_id=0, eos_token_id=0,
-        decoder_start_token_id=1,
-    )  # fmt: skip
-    transformers.WhisperForConditionalGeneration(config).save_pretrained(tmp_path)
+    save_tiny_recognizer(tmp_path)
     with pytest.raises(SoundformersError, match="no classification head"):
         sf.pipeline("audio-classification", model=tmp_path)

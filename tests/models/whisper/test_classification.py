@@ -88,14 +88,20 @@ def test_layer_weights_matter(tmp_path):
     assert not torch.allclose(ours.module(mel), before, atol=1e-4)
 
 
-def test_speech_recognition_checkpoint_is_refused(tmp_path):
+def save_tiny_recognizer(folder: Path) -> None:
+    """A 1-layer random `WhisperForConditionalGeneration` (a speech recognizer, no
+    classification head), saved in the transformers layout."""
     config = transformers.WhisperConfig(
         num_mel_bins=80, encoder_layers=1, decoder_layers=1, d_model=32,
         encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=128,
         decoder_ffn_dim=128, vocab_size=100, pad_token_id=0, bos_token_id=0, eos_token_id=0,
         decoder_start_token_id=1,
     )  # fmt: skip
-    transformers.WhisperForConditionalGeneration(config).save_pretrained(tmp_path)
+    transformers.WhisperForConditionalGeneration(config).save_pretrained(folder)
+
+
+def test_speech_recognition_checkpoint_is_refused(tmp_path):
+    save_tiny_recognizer(tmp_path)
     with pytest.raises(CheckpointError, match="automatic-speech-recognition"):
         from_pretrained_classifier(tmp_path)
 
