@@ -98,3 +98,53 @@ def test_onednn_conv_matches_default_path(c_in, c_out, kernel, groups, dilation,
         plain = conv(x)
     assert len(calls) == 1
     torch.testing.assert_close(fast, plain, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("tile", [2, 3, 4])
+def test_winograd_matrices_compute_a_correlation(tile):
+    points = {2: (0.0, -1.0), 3: (0.0, 1.0, -1.0, 2.0), 4: decoder.WINOGRAD_POINTS}[tile]
+    bt, g, at = decoder.winograd_matrices(tile, points)
+    d = torch.randn(2 * tile - 1, dtype=torch.float64)
+    w = torch.randn(tile, dtype=torch.float64)
+    expected = torch.stack([(w * d[a : a + tile]).sum() for a in range(tile)])
+    torch.testing.assert_close(at @ ((g @ w) * (bt @ d)), expected)
+
+
+@pytest.mark.parametrize(("kernel", "dilation"), [(7, 1), (11, 3), (11, 5), (3, 2), (5, 1)])
+@pytest.mark.parametrize("length", [1, 6, 37, 301])
+def test_polyphase_winograd_matches_conv1d(kernel, dilation, length):
+    torch.manual_seed(4)
+    padding = dilation * (kernel - 1) // 2
+    conv = torch.nn.Conv1d(24, 20, kernel, dilation=dilation, padding=padding)
+    x = torch.randn(2, 24, length)
+    x_nwc = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        got = decoder.PolyphaseWinograd(conv)(x_nwc)
+        assert got.shape == (2, 20, 1, length)
+        torch.testing.assert_close(got.squeeze(2), conv(x), atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("resblock", ["1", "2"])
+@pytest.mark.parametrize("chunk_elements", [1 << 30, 64 * 16])
+def test_decoder_with_winograd_matches_plain_hifigan(resblock, chunk_elements, monkeypatch):
+    monkeypatch.setattr(decoder, "CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr(decoder, "MIN_CHUNK_PER_HALO", 1)
+    monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
+    torch.manual_seed(5)
+    dec = decoder.Generator(small_config(resblock)).eval()
+    x = torch.randn(2, 8, 37)
+    with torch.inference_mode():
+        expected = reference_decoder(dec, x)
+        dec.prepare_()
+        fast = [m for m in dec.resblocks.modules() if getattr(m, "winograd", None) is not None]
+        assert fast, "no convolution took the Winograd path"
+        torch.testing.assert_close(dec(x), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_training_takes_the_direct_convolution(monkeypatch):
+    monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
+    torch.manual_seed(6)
+    dec = decoder.Generator(small_config("1")).prepare_()
+    conv = next(m for m in dec.resblocks.modules() if getattr(m, "winograd", None) is not None)
+    dec(torch.randn(1, 8, 20)).square().sum().backward()
+    assert conv.weight.grad is not None and bool(conv.weight.grad.abs().sum() > 0)
