@@ -19,12 +19,12 @@ Coverage is checked both ways by `assign_weights`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from ...checkpoints import name_listing
+from ...checkpoints import name_listing, rename
 from ...errors import CheckpointError
 from ...onnx_reader import OnnxGraph
 from .config import VitsConfig
@@ -87,6 +87,16 @@ class Rule:
     target: str
     fix: Callable[[torch.Tensor], torch.Tensor] | None = None
     index: Callable[..., tuple[int, ...] | None] | None = None
+
+    def split(
+        self, name: str, tensor: torch.Tensor, layer: Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """{our name: the fixed tensor}, or {} when `index` drops this layer."""
+        indices = tuple(int(i) for i in layer)
+        mapped = self.index(*indices) if self.index else indices
+        if mapped is None:
+            return {}
+        return {self.target.format(*mapped): self.fix(tensor) if self.fix else tensor}
 
 
 Target = str | Rule | None
@@ -192,31 +202,12 @@ def convert_hf(tensors: Mapping[str, torch.Tensor], *, source: str) -> dict[str,
     Raises:
         CheckpointError: tensors the table does not know (listed).
     """
-    table = hf_table()
-    out: dict[str, torch.Tensor] = {}
-    unknown = []
-    for name, tensor in fold_weight_norms(tensors).items():
-        if name.startswith(_HF_DROPPED):
-            continue
-        indices = tuple(int(i) for i in _INDEX.findall(name))
-        pattern = _INDEX.sub("{}", name)
-        if pattern not in table:
-            unknown.append(name)
-            continue
-        rule = table[pattern]
-        if rule is None:
-            continue
-        if isinstance(rule, str):
-            rule = Rule(rule)
-        mapped = rule.index(*indices) if rule.index else indices
-        if mapped is None:
-            continue
-        out[rule.target.format(*mapped)] = rule.fix(tensor) if rule.fix else tensor
-    if unknown:
-        raise CheckpointError(
-            f"{source}: tensors that are not VITS weights: {name_listing(unknown)}"
-        )
-    return out
+    kept = {
+        name: tensor
+        for name, tensor in fold_weight_norms(tensors).items()
+        if not name.startswith(_HF_DROPPED)
+    }
+    return rename(kept, hf_table(), source=source, what="VITS weights", indices=0, index=_INDEX)
 
 
 # --------------------------------------------------------------------------------------------
