@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -140,5 +142,12 @@ def test_refine_segments_trims_silence_and_splits_at_paused_sentence_ends():
     silent[180:210] = False
     (kept,) = refine_segments([whole], silent, chars.decode, ts)
     assert (kept.start, kept.end, kept.tokens) == (1.2, 3.8, whole.tokens)
+    # a few frames of the next sentence inside the span, after a pause, are left out
+    silent[180:210] = True
+    silent[400:404] = False
+    late = replace(whole, end=4.04)
+    assert [(p.start, p.end) for p in refine_segments([late], silent, chars.decode, ts)] == [
+        (1.2, 1.8), (2.1, 2.6), (3.0, 3.8)
+    ]  # fmt: skip
     # no silence at all: untouched
     assert refine_segments([whole], np.zeros(600, dtype=bool), chars.decode, ts) == [whole]

@@ -402,6 +402,7 @@ def plan_cuts(
 
 
 _SENTENCE_ENDS = (".", "?", "!")
+_EDGE_FRAMES = 10  # 0.1 s
 
 
 def _silence(audio: np.ndarray) -> np.ndarray:
@@ -420,9 +421,11 @@ def refine_segments(
 
     Whisper dates segments coarsely: a segment often opens where the previous one closed,
     before the pause that separates them, and two sentences with a pause between them often
-    come as one segment (in batched mode, without a previous text to follow, most of all). Here each segment
+    come as one segment (in batched mode, without a previous text to follow, most of all);
+    and its times often reach a few frames into the neighbouring sentence. Here each segment
     is trimmed to the speech it spans (start moved to its first non-silent frame, end after
-    its last), and a segment whose text has k sentence ends (".", "?", "!" inside it) and
+    its last, leaving out a sliver under 0.1 s cut off by a pause at either edge), and a
+    segment whose text has k sentence ends (".", "?", "!" inside it) and
     whose speech has at least k pauses of `min_pause_s` or more is cut into k + 1 segments,
     at its k longest pauses. Nothing moves where the audio has no silence (`silent_frames`
     is relative to the recording's loudness).
@@ -443,7 +446,7 @@ def refine_segments(
         if segment.words:
             out.append(segment)
             continue
-        first, end = _speech_span(segment, silent)
+        first, end = _speech_span(segment, silent, min_pause)
         if first is None:
             out.append(segment)
             continue
@@ -453,14 +456,25 @@ def refine_segments(
     return out
 
 
-def _speech_span(segment: Segment, silent: np.ndarray) -> tuple[int | None, int]:
-    """[first, end) frames of the speech inside a segment's span (None: all silent)."""
+def _speech_span(segment: Segment, silent: np.ndarray, min_pause: int) -> tuple[int | None, int]:
+    """[first, end) frames of the speech inside a segment's span (None: all silent).
+
+    A sliver of speech shorter than `_EDGE_FRAMES` at either edge, cut off by a pause of at
+    least `min_pause` frames, belongs to the neighbouring segment (Whisper's times overlap
+    the next sentence's onset by a few frames) and is left out.
+    """
     a = min(round(segment.start * FRAMES_PER_SECOND), len(silent))
     b = min(round(segment.end * FRAMES_PER_SECOND), len(silent))
     speech = np.flatnonzero(~silent[a:b])
     if len(speech) == 0:
         return None, b
-    return a + int(speech[0]), a + int(speech[-1]) + 1
+    first, end = a + int(speech[0]), a + int(speech[-1]) + 1
+    gaps = pauses(silent[first:end], min_pause) + first
+    if len(gaps) and gaps[0, 0] - first < _EDGE_FRAMES:
+        first, gaps = int(gaps[0, 1]), gaps[1:]
+    if len(gaps) and end - gaps[-1, 1] < _EDGE_FRAMES:
+        end = int(gaps[-1, 0])
+    return first, end
 
 
 def _split_at_pauses(
