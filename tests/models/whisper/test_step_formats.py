@@ -11,7 +11,7 @@ from soundformers.models.whisper.load import load_model
 from soundformers.models.whisper.model import (
     StepLinear,
     _low_precision_attention,
-    _threaded_projection,
+    _threaded_linear,
     attention,
     inference_layout,
 )
@@ -169,7 +169,7 @@ def test_int8_and_bfloat16_keep_the_word_error_rate_of_float32():
 
 @pytest.mark.parametrize("vocab", [51864, 51865])  # even split, and a remainder block
 @pytest.mark.parametrize("rows", [1, 3])
-def test_threaded_projection_equals_the_plain_product(vocab, rows):
+def test_threaded_linear_equals_the_plain_product(vocab, rows):
     g = torch.Generator().manual_seed(2)
     weight = inference_layout(
         {"decoder.token_embedding.weight": torch.randn(vocab, 32, generator=g)}, torch.float32
@@ -180,9 +180,13 @@ def test_threaded_projection_equals_the_plain_product(vocab, rows):
     try:
         for n in (1, 2, 3):
             torch.set_num_threads(n)
-            got = _threaded_projection(h, weight)
+            got = _threaded_linear(h, weight)
             assert got.shape == (rows, 1, vocab)
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            row_major, bias = weight.contiguous(), torch.randn(vocab, generator=g)
+            torch.testing.assert_close(
+                _threaded_linear(h, row_major, bias), expected + bias, rtol=1e-5, atol=1e-5
+            )
     finally:
         torch.set_num_threads(threads)
 
