@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 STARTED = time.perf_counter()  # before any heavy import: the cold start counts from here
@@ -52,6 +53,23 @@ OURS = "soundformers-fp32"
 # one system, in a child process
 
 
+def _measure(loaded: float, short: Callable[[], list[str]], long: Callable[[], str]) -> dict:
+    """Time `short()` (the short utterances' texts), then `long()` (the long recording's
+    text): the result every system reports, with its cold start (`loaded` - start-up)."""
+    start = time.perf_counter()
+    short_texts = short()
+    short_wall = time.perf_counter() - start
+    start = time.perf_counter()
+    long_text = long()
+    return {
+        "cold_s": loaded - STARTED,
+        "short_wall": short_wall,
+        "short_texts": short_texts,
+        "long_wall": time.perf_counter() - start,
+        "long_text": long_text,
+    }
+
+
 def _run_soundformers(dtype_name: str, data: dict, threads: int) -> dict:
     import torch
 
@@ -67,15 +85,19 @@ def _run_soundformers(dtype_name: str, data: dict, threads: int) -> dict:
     loaded = time.perf_counter()
     greedy = {"temperature": 0.0}  # one pass, as the rivals below
     rows = [{"array": a, "sampling_rate": 16000} for a in data["short"]]
-    start = time.perf_counter()
-    short = [o["text"] for o in asr(rows, batch_size=8, generate_kwargs=greedy)]
-    short_wall = time.perf_counter() - start
-    out = {"cold_s": loaded - STARTED, "short_wall": short_wall, "short_texts": short}
     long = {"array": data["long"], "sampling_rate": 16000}
-    for mode, key in (("sequential", "long"), ("batched", "long_batched")):
-        start = time.perf_counter()
-        text = asr(long, long_form=mode, batch_size=8, generate_kwargs=greedy)["text"]
-        out[f"{key}_wall"], out[f"{key}_text"] = time.perf_counter() - start, text
+
+    def read_long(mode: str) -> str:
+        return asr(long, long_form=mode, batch_size=8, generate_kwargs=greedy)["text"]
+
+    out = _measure(
+        loaded,
+        lambda: [o["text"] for o in asr(rows, batch_size=8, generate_kwargs=greedy)],
+        lambda: read_long("sequential"),
+    )
+    start = time.perf_counter()
+    out["long_batched_text"] = read_long("batched")
+    out["long_batched_wall"] = time.perf_counter() - start
     return out
 
 
@@ -93,22 +115,15 @@ def _run_transformers(batch: int, data: dict, threads: int, hf_dir: str) -> dict
     loaded = time.perf_counter()
     greedy = {"num_beams": 1}  # the pipeline's own default is beam search (5)
     rows = [{"raw": a, "sampling_rate": 16000} for a in data["short"]]
-    start = time.perf_counter()
-    short = [o["text"] for o in pipe(rows, batch_size=batch, generate_kwargs=greedy)]
-    short_wall = time.perf_counter() - start
-    start = time.perf_counter()
-    long = pipe(
-        {"raw": data["long"], "sampling_rate": 16000},
-        return_timestamps=True,
-        generate_kwargs={**greedy, "condition_on_prev_tokens": True},
-    )["text"]
-    return {
-        "cold_s": loaded - STARTED,
-        "short_wall": short_wall,
-        "short_texts": short,
-        "long_wall": time.perf_counter() - start,
-        "long_text": long,
-    }
+    return _measure(
+        loaded,
+        lambda: [o["text"] for o in pipe(rows, batch_size=batch, generate_kwargs=greedy)],
+        lambda: pipe(
+            {"raw": data["long"], "sampling_rate": 16000},
+            return_timestamps=True,
+            generate_kwargs={**greedy, "condition_on_prev_tokens": True},
+        )["text"],
+    )
 
 
 def _run_faster_whisper(compute_type: str, data: dict, threads: int, ct2_dir: str) -> dict:
@@ -118,24 +133,16 @@ def _run_faster_whisper(compute_type: str, data: dict, threads: int, ct2_dir: st
         ct2_dir, device="cpu", compute_type=compute_type, cpu_threads=threads
     )
     loaded = time.perf_counter()
-    start = time.perf_counter()
-    short = [
-        "".join(
-            s.text
-            for s in model.transcribe(a, beam_size=1, temperature=0.0, without_timestamps=True)[0]
-        )
-        for a in data["short"]
-    ]
-    short_wall = time.perf_counter() - start
-    start = time.perf_counter()
-    long = "".join(s.text for s in model.transcribe(data["long"], beam_size=1, temperature=0.0)[0])
-    return {
-        "cold_s": loaded - STARTED,
-        "short_wall": short_wall,
-        "short_texts": short,
-        "long_wall": time.perf_counter() - start,
-        "long_text": long,
-    }
+
+    def read(audio, **options) -> str:
+        segments = model.transcribe(audio, beam_size=1, temperature=0.0, **options)[0]
+        return "".join(s.text for s in segments)
+
+    return _measure(
+        loaded,
+        lambda: [read(a, without_timestamps=True) for a in data["short"]],
+        lambda: read(data["long"]),
+    )
 
 
 def run_system(args: argparse.Namespace) -> None:

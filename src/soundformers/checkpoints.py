@@ -27,7 +27,10 @@ import torch
 from .errors import CheckpointError
 
 __all__ = [
+    "LAYER_INDEX",
     "Checkpoint",
+    "GatherTarget",
+    "SplitTarget",
     "read_checkpoint",
     "read_ctranslate2",
     "read_safetensors",
