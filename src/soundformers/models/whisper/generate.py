@@ -219,7 +219,9 @@ def detect_language(
     cache = model.new_cache(b, max_len=1)
     sot = torch.full((b, 1), tokenizer.sot, dtype=torch.long, device=encoder_out.device)
     pos = torch.zeros(1, dtype=torch.long, device=encoder_out.device)
-    logits = model.decode_step(sot, model.cross_kv(encoder_out), cache, pos)[:, 0]
+    logits = model.decode_step(
+        sot, model.cross_kv(encoder_out), cache, pos, exact_from=tokenizer.eot
+    )[:, 0]
     lang_ids = torch.tensor(tokenizer.language_ids, device=logits.device)
     probs = logits[:, lang_ids].softmax(dim=-1)  # (B, n_languages)
     codes = tokenizer.language_codes
@@ -324,8 +326,9 @@ def decode(
     # the prompt's logits at <|sot|> (no-speech probability) and at its last token
     logits_at = torch.stack([sot_slots, torch.full_like(sot_slots, sample_begin - 1)], dim=1)
     logits = model.decode_step(
-        tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin], start, logits_at
-    )
+        tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin], start, logits_at,
+        exact_from=tokenizer.eot,
+    )  # fmt: skip
     no_speech_probs = logits[:, 0].softmax(dim=-1)[:, tokenizer.no_speech]
     logits = logits[:, 1]
     finished = torch.zeros(n, dtype=torch.bool, device=device)
@@ -353,8 +356,9 @@ def decode(
             end = step + 1
             break
         logits = model.decode_step(
-            next_tokens[:, None], cross_kv, cache, positions[step : step + 1], start
-        )
+            next_tokens[:, None], cross_kv, cache, positions[step : step + 1], start,
+            exact_from=tokenizer.eot,
+        )  # fmt: skip
         logits = logits[:, -1]
 
     sampled = tokens[:, sample_begin:end]

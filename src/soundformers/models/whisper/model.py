@@ -325,6 +325,8 @@ class StepWeights(NamedTuple):
             cross-attention query pre-scaled alike).
         projection: the tied output projection as an int8 map, or None to use the token
             embedding itself (`TextDecoder.logits`).
+        projection_error: with an int8 `projection`, (V,) float32 |w_i - w~_i|, each row's
+            distance to its int8 reconstruction (rounded up), for `refine_logits`; else None.
     """
 
     signature: tuple
@@ -335,6 +337,7 @@ class StepWeights(NamedTuple):
     fc1: list[StepLinear]
     fc2: list[StepLinear]
     projection: StepLinear | None
+    projection_error: torch.Tensor | None
 
 
 WEIGHT_FORMATS = ("float", "int8")
@@ -355,6 +358,7 @@ class TextDecoder(nn.Module):
         self.ln = LayerNorm(n_state, eps=LAYER_NORM_EPS)
         self.step_format = "float"  # or "int8": see `Whisper.set_step_format`
         self._step_weights: StepWeights | None = None
+        self._exact_rows: tuple[tuple, torch.Tensor] | None = None  # see `_float_rows`
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Final norm, then the output projection tied to the token embedding: (B, T, V) float32."""
@@ -444,10 +448,11 @@ class TextDecoder(nn.Module):
             }
             for key, (w, b) in pairs.items():
                 maps[key].append(make(w, b))
-        projection = None
+        projection = error = None
         if self.step_format == "int8":
             projection = StepLinear.int8(self.token_embedding.weight)
-        return StepWeights(signature, **maps, projection=projection)
+            error = _row_errors(self.token_embedding.weight, projection)
+        return StepWeights(signature, **maps, projection=projection, projection_error=error)
 
     def step(
         self,
@@ -457,6 +462,7 @@ class TextDecoder(nn.Module):
         input_pos: torch.Tensor,
         start: torch.Tensor | None = None,
         logits_at: torch.Tensor | None = None,
+        exact_from: int | None = None,
     ) -> torch.Tensor:
         """New tokens (B, T) at cache slots `input_pos` (T,) -> logits (B, T, V), cache updated.
 
@@ -473,6 +479,10 @@ class TextDecoder(nn.Module):
         `logits_at` (B, K) picks, per row, the indices among the T new tokens whose logits are
         returned: (B, K, V). A prompt needs two of its rows, and the vocabulary projection of
         the others would cost more than the rest of the pass.
+
+        Below float32 (bfloat16 weights, or the int8 projection), the logits are refined
+        (`refine_logits`): float32 wherever they can decide an argmax, and from `exact_from`
+        on (Whisper's special and timestamp tokens).
         """
         w = self._step_weights or self.step_weights()  # refreshed by every `Whisper.cross_kv`
         b, t = tokens.shape
@@ -509,9 +519,102 @@ class TextDecoder(nn.Module):
             x = x + w.fc2[layer](F.gelu(w.fc1[layer](block.mlp_ln(x))))
         if logits_at is not None:  # (B, K, D): only the positions whose logits are used
             x = x.gather(1, logits_at[:, :, None].expand(-1, -1, x.shape[-1]))
+        h, weight = self.ln(x), self.token_embedding.weight
         if w.projection is not None:
-            return w.projection(self.ln(x)).float()
-        return _threaded_linear(self.ln(x), self.token_embedding.weight).float()
+            approx = w.projection(h).float()
+        elif weight.dtype == torch.float32:
+            return _threaded_linear(h, weight)
+        else:
+            approx = F.linear(h, weight).float()
+        states = h.reshape(-1, h.shape[-1])
+        rows = None if exact_from is None else self._float_rows(w.signature, exact_from)
+        refined = refine_logits(
+            states, approx.view(len(states), -1), weight, w.projection_error, exact_from, rows
+        )
+        return refined.view(approx.shape)
+
+    def _float_rows(self, signature: tuple, begin: int) -> torch.Tensor:
+        """The token embedding's rows from `begin` on, in float32, kept until the weights
+        change (`refine_logits` recomputes those logits at every step)."""
+        key = (signature, begin)
+        if self._exact_rows is None or self._exact_rows[0] != key:
+            rows = self.token_embedding.weight.detach()[begin:].float().contiguous()
+            self._exact_rows = key, rows
+        return self._exact_rows[1]
+
+
+def _row_errors(weight: torch.Tensor, quantized: StepLinear) -> torch.Tensor:
+    """(V,) float32 |w_i - w~_i| per row of `weight` (V, D) against its int8 `quantized`
+    reconstruction, rounded up; a block of rows at a time (float64 temporaries)."""
+    assert quantized.scales is not None
+    out = torch.empty(weight.shape[0], dtype=torch.float32, device=weight.device)
+    for begin in range(0, weight.shape[0], _INT8_BLOCK_ROWS):
+        rows = slice(begin, begin + _INT8_BLOCK_ROWS)
+        rebuilt = quantized.weight[rows].double() * quantized.scales[rows].double()[:, None]
+        out[rows] = (weight[rows].detach().double() - rebuilt).norm(dim=1).float()
+    return out.mul_(1 + 1e-5)
+
+
+def refine_logits(
+    states: torch.Tensor,
+    approx: torch.Tensor,
+    weight: torch.Tensor,
+    row_error: torch.Tensor | None = None,
+    exact_from: int | None = None,
+    exact_rows: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Logits of a reduced-precision projection, recomputed in float32 where they matter.
+
+    A bfloat16 product rounds each logit to 8 significant bits: 0.125 apart at |logit| ~ 20,
+    so near-ties between the best tokens are decided by rounding (it cost bfloat16 decoding
+    0.6 WER point on the fixture speech). Each approximate logit a is within a known bound of
+    the exact one: |a| 2^-8 for that rounding, plus |h| |w_i - w~_i| for an int8 row
+    (Cauchy-Schwarz). The best approximate logit less its bound is a floor under the exact best;
+    every token whose upper bound reaches that floor could be the argmax. Those, and all
+    tokens from `exact_from` on, are recomputed as float32 products of the states and the
+    rows; the rest keep their approximations (none of them is the best token; the softmax
+    normaliser moves by far less than the bound).
+
+    Args:
+        states: (N, D) final-norm decoder states (the rows' dtype or float32; with int8
+            rows, their bfloat16 rounding is what the int8 product multiplies).
+        approx: (N, V) float32 approximate logits, refined in place.
+        weight: (V, D) the model's output projection (its token embedding).
+        row_error: (V,) |w_i - w~_i| when `approx` came from int8 rows w~, else None.
+        exact_from: recompute every logit from this token on (None: none).
+        exact_rows: `weight[exact_from:]` in float32, if the caller keeps it.
+
+    Returns:
+        `approx`, refined: (N, V) float32.
+    """
+    # int8 rows multiply bfloat16 states: the refined logits are those of the rounded states
+    exact_states = (states.to(torch.bfloat16) if row_error is not None else states).float()
+    if row_error is None:
+        best = approx.amax(dim=1)
+        # the floor is the best less its bound; a token's own upper bound a + |a| 2^-8 + slack
+        # is monotonic in a, so "reaches the floor" is a threshold on a
+        reach = best - best.abs() * _ROUNDING - 2 * _SLACK
+        threshold = torch.where(reach >= 0, reach / (1 + _ROUNDING), reach / (1 - _ROUNDING))
+        reaching = approx >= threshold[:, None]
+    else:  # per-row bounds: |a| 2^-8 + slack + |h| |w_i - w~_i|
+        norms = exact_states.norm(dim=1, keepdim=True)
+        bound = approx.abs().mul_(_ROUNDING).add_(_SLACK).addmm_(norms, row_error[None])
+        floor = (approx - bound).amax(dim=1, keepdim=True)
+        reaching = approx + bound >= floor
+    if exact_from is not None:
+        reaching[:, exact_from:] = False  # recomputed below in any case
+    candidates = (reaching[0] if len(approx) == 1 else reaching.any(dim=0)).nonzero().squeeze(1)
+    if exact_from is not None:
+        if exact_rows is None:
+            exact_rows = weight[exact_from:].float()
+        approx[:, exact_from:] = exact_states @ exact_rows.T
+    approx[:, candidates] = exact_states @ weight.index_select(0, candidates).float().T
+    return approx
+
+
+_ROUNDING = 2**-8  # relative rounding bound of a bfloat16 product's output
+# absolute slack of `refine_logits`' bound: float32 accumulation over D products
+_SLACK = 1e-3
 
 
 def _threaded_linear(
@@ -679,6 +782,7 @@ class Whisper(nn.Module):
         input_pos: torch.Tensor,
         start: torch.Tensor | None = None,
         logits_at: torch.Tensor | None = None,
+        exact_from: int | None = None,
     ) -> torch.Tensor:
         """Run the decoder on new tokens, reading and extending the self-attention cache.
 
@@ -690,11 +794,13 @@ class Whisper(nn.Module):
             start: (B,) int64 first slot of each row (left padding for prompts of different
                 lengths; positions count from there); None: every row starts at slot 0.
             logits_at: (B, K) int64 indices into the T new tokens: return only their logits.
+            exact_from: below float32, logits from this id on (`<|endoftext|>`: specials and
+                timestamps) are computed in float32 too (`refine_logits`).
 
         Returns:
             (B, T, n_vocab) float32 logits; (B, K, n_vocab) with `logits_at`.
         """
-        return self.decoder.step(tokens, cross_kv, cache, input_pos, start, logits_at)
+        return self.decoder.step(tokens, cross_kv, cache, input_pos, start, logits_at, exact_from)
 
     def decode_with_alignment(
         self, tokens: torch.Tensor, cross_kv: CrossKV, heads: list[tuple[int, int]]
