@@ -335,6 +335,9 @@ def decode(
     sum_logprobs = torch.zeros(n, dtype=torch.float32, device=device)
     last_ts = torch.full((n,), -1, dtype=torch.long, device=device)
     identity = torch.arange(n, device=device)
+    # below float32, steps recompute specials and timestamps in float32 when the timestamp
+    # rules weigh them; without timestamps only <|endoftext|> competes, as any text token
+    exact_from = None if options.without_timestamps else tokenizer.eot
     end = max_len
     for step in range(sample_begin, max_len):
         rules.apply(logits, tokens, step, last_ts)
@@ -357,7 +360,7 @@ def decode(
             break
         logits = model.decode_step(
             next_tokens[:, None], cross_kv, cache, positions[step : step + 1], start,
-            exact_from=tokenizer.eot,
+            exact_from=exact_from,
         )  # fmt: skip
         logits = logits[:, -1]
 
