@@ -82,7 +82,8 @@ def attention(
     defaults to 1 / sqrt(Dh). One query row (a decode step) takes the explicit
     matmul-softmax-matmul, which on CPU is as fast as SDPA in float32 and 5x faster in bfloat16;
     its softmax runs in float32 whatever the input dtype. Long unmasked queries in bfloat16 or
-    float16 (the encoder: at least `_LOW_PRECISION_MIN_QUERIES`) go one head at a time (`_low_precision_attention`); the rest take SDPA.
+    float16 (the encoder: at least `_LOW_PRECISION_MIN_QUERIES`) go one head at a time
+    (`_low_precision_attention`); the rest take SDPA.
     """
     if (
         q.shape[2] >= _LOW_PRECISION_MIN_QUERIES
@@ -536,11 +537,13 @@ class TextDecoder(nn.Module):
     def _float_rows(self, signature: tuple, begin: int) -> torch.Tensor:
         """The token embedding's rows from `begin` on, in float32, kept until the weights
         change (`refine_logits` recomputes those logits at every step)."""
-        key = (signature, begin)
-        if self._exact_rows is None or self._exact_rows[0] != key:
+        kept = self._exact_rows
+        # the signature object is new whenever the step weights are rederived: compared by
+        # identity, per step, rather than entry by entry
+        if kept is None or kept[0][0] is not signature or kept[0][1] != begin:
             rows = self.token_embedding.weight.detach()[begin:].float().contiguous()
-            self._exact_rows = key, rows
-        return self._exact_rows[1]
+            self._exact_rows = kept = (signature, begin), rows
+        return kept[1]
 
 
 def _row_errors(weight: torch.Tensor, quantized: StepLinear) -> torch.Tensor:
