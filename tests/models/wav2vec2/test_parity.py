@@ -132,3 +132,32 @@ def test_a_missing_part_of_the_fused_attention_projection_is_named(tmp_path):
     save_file(tensors, path, metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match=r"layers.1.attention.qkv.bias fuses 3 tensors"):
         from_pretrained_ctc(tmp_path)
+
+
+@pytest.mark.parametrize("variant", ["base", "large"])
+def test_bfloat16_weights_stay_near_float32(tmp_path, variant):
+    make_tiny(tmp_path, "wav2vec2", variant)
+    full = from_pretrained_ctc(tmp_path)
+    half = from_pretrained_ctc(tmp_path, dtype=torch.bfloat16)
+    x = audio(4000)
+    got, ref = half.logits([x])[0], full.logits([x])[0]
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, atol=0.05 * ref.abs().max().item(), rtol=0)
+
+
+def test_group_normed_first_layer_is_float32_then_rounded_once(tmp_path):
+    """The base variant's first convolution and its per-channel norm over time run in float32
+    from float32 audio (not bfloat16-rounded samples); only the result is rounded."""
+    make_tiny(tmp_path, "wav2vec2", "base")
+    half = from_pretrained_ctc(tmp_path, dtype=torch.bfloat16)
+    layer = half.module.backbone.feature_extractor.conv_layers[0]
+    samples = torch.from_numpy(normalize(audio(4000, 7)))[None, :, None]  # (1, S, 1)
+    got = layer(samples)
+    assert got.dtype == torch.bfloat16
+    w, b = layer.conv.weight.double(), layer.layer_norm
+    y = torch.nn.functional.conv1d(samples.double().transpose(1, 2), w, stride=layer.conv.stride)
+    y = y.transpose(1, 2)
+    y = (y - y.mean(1, keepdim=True)) / torch.sqrt(y.var(1, keepdim=True, correction=0) + b.eps)
+    ref = torch.nn.functional.gelu(y * b.weight.double() + b.bias.double())
+    # one bfloat16 rounding of the normalised value, then GELU in bfloat16
+    torch.testing.assert_close(got.double(), ref, atol=0.02, rtol=2**-7)

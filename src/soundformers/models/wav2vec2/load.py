@@ -122,13 +122,13 @@ class _Runner:
             for a in (audios[i] for i in todo)
         ]
         lengths = [len(a) for a in prepared]
-        dtype = next(self.module.parameters()).dtype
         for batch in self._batches(lengths):
             longest = max(lengths[i] for i in batch)
             x = np.zeros((len(batch), longest), np.float32)
             for row, i in enumerate(batch):
                 x[row, : lengths[i]] = prepared[i]
-            audio = torch.from_numpy(x).to(self.device, dtype)
+            # float32 in any case: the feature encoder casts after its first convolution
+            audio = torch.from_numpy(x).to(self.device)
             valid = torch.tensor([lengths[i] for i in batch], device=self.device)
             same = all(lengths[i] == longest for i in batch)
             y = self.module(audio, None if same else valid).float().cpu()
