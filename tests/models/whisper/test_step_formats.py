@@ -266,3 +266,66 @@ def test_low_precision_step_logits_are_float32_where_they_decide(tiny_english, q
     exact = states.float() @ weight.float().T
     assert torch.equal(logits.argmax(1), exact.argmax(1))
     torch.testing.assert_close(logits[:, 50256:], exact[:, 50256:])
+
+
+def _step_logits(model, start=None, steps: int = 40) -> tuple[torch.Tensor, list[int]]:
+    """A 3-token prompt (rows left-padded by `start`), then `steps` single-token steps:
+    the stacked step logits and the key length each step's self-attention saw."""
+    import soundformers.models.whisper.model as whisper_model
+
+    seen: list[int] = []
+    plain = whisper_model.attention
+
+    def spy(q, k, v, mask=None, is_causal=False, scale=None):
+        if q.shape[2] == 1 and k.shape[2] != 1500:  # a step's self-attention
+            seen.append(k.shape[2])
+        return plain(q, k, v, mask, is_causal, scale)
+
+    b = 1 if start is None else len(start)
+    tokens = torch.tensor([[50257, 50362, 400]] * b)
+    out = []
+    whisper_model.attention = spy
+    try:
+        with torch.inference_mode():
+            kv, cache = model.cross_kv(model.encode(_mel(b))), model.new_cache(b, 64)
+            model.decode_step(tokens, kv, cache, torch.arange(3), start)
+            for i in range(3, 3 + steps):
+                step_tokens = torch.full((b, 1), 262 + i)
+                pos = torch.tensor([i])
+                out.append(model.decode_step(step_tokens, kv, cache, pos, start)[:, -1])
+    finally:
+        whisper_model.attention = plain
+    return torch.stack(out), seen
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_low_precision_steps_attend_over_few_key_lengths_with_the_same_result(
+    tiny_english, monkeypatch, padded
+):
+    """Below float32 a step's keys are the cache rounded up to 32 slots, the extra masked
+    (each new length would be a new oneDNN primitive): the logits are those of the exact
+    slice, also with left-padded rows."""
+    import soundformers.models.whisper.model as whisper_model
+
+    model = load_model(tiny_english.folder, dtype=torch.bfloat16).model
+    start = torch.tensor([0, 2]) if padded else None
+    got, lengths = _step_logits(model, start)
+    assert set(lengths) == {32, 64}  # lengths 4 ... 43, in two buckets
+    monkeypatch.setattr(whisper_model, "_KEY_BUCKET", 1)
+    exact, lengths = _step_logits(model, start)
+    assert lengths == [n for n in range(4, 44) for _ in model.decoder.blocks]
+    torch.testing.assert_close(got, exact, atol=1e-3 * float(exact.abs().max()), rtol=0)
+    model32 = load_model(tiny_english.folder).model
+    _, lengths32 = _step_logits(model32, start)
+    assert lengths32 == lengths  # float32 slices exactly
+
+
+@pytest.mark.parametrize("rows", [1, 31, 33])
+def test_bucketed_linear_is_the_plain_product(rows):
+    g = torch.Generator().manual_seed(3)
+    weight, bias = torch.randn(48, 40, generator=g), torch.randn(48, generator=g)
+    x = torch.randn(1, rows, 40, generator=g).to(torch.bfloat16)
+    weight, bias = weight.to(torch.bfloat16), bias.to(torch.bfloat16)
+    got = StepLinear(weight, bias)(x)
+    assert got.shape == (1, rows, 48)
+    torch.testing.assert_close(got, F.linear(x, weight, bias), atol=0, rtol=2**-7)

@@ -285,9 +285,16 @@ class StepLinear(NamedTuple):
     scales: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., in) -> (..., out), in x's dtype. int8 weights multiply bfloat16 activations;
-        float32 weights take every thread (`_threaded_linear`)."""
+        """(B, T, in) -> (B, T, out), in x's dtype. int8 weights multiply bfloat16
+        activations; float32 weights take every thread (`_threaded_linear`).
+
+        In bfloat16/float16 a prompt's rows (T > 1) are padded to a multiple of
+        `_PROMPT_ROW_BUCKET`: each new row count is a new oneDNN primitive (~0.7 ms to build,
+        ~0.6 MB kept in its cache of 1024), and prompts take any length up to 224 tokens.
+        """
         if self.scales is None:
+            if x.shape[1] > 1 and self.weight.dtype in _LOW_PRECISION:
+                return _bucketed_linear(x, self.weight, self.bias)
             return _threaded_linear(x, self.weight, self.bias)
         rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
         y = torch._weight_int8pack_mm(rows, self.weight, self.scales)
@@ -470,7 +477,11 @@ class TextDecoder(nn.Module):
         The same arithmetic as `forward`, with the fused weights of `step_weights()` (checked
         against the parameters once per decoding, by `Whisper.cross_kv`, not per token). A single
         new token (T = 1, the hot path) attends to the cache up to its own slot, sliced, with
-        no mask; several tokens (a prompt) use a causal mask over the whole cache.
+        no mask; several tokens (a prompt) use a causal mask over the whole cache. Below
+        float32 the slice is rounded up to a multiple of `_KEY_BUCKET` slots, the extra ones
+        masked: each new key length would be a new oneDNN primitive (~0.4 ms to build; the
+        448 lengths held 540 MB in its cache), and so would each new prompt length in the
+        linear maps (`StepLinear`).
 
         `start` (B,) left-pads rows of different lengths: row b's sequence begins at slot
         `start[b]`; slots before it are padding that no real token attends to, and the token
@@ -493,11 +504,17 @@ class TextDecoder(nn.Module):
             pos = self.positional_embedding[(input_pos - start[:, None]).clamp(min=0)]  # (B, T, D)
         x = self.token_embedding(tokens).float() + pos  # (B, T, D)
         if t == 1:
-            length = int(input_pos[0]) + 1
+            filled = int(input_pos[0]) + 1
+            length = filled
+            if cache.k.dtype in _LOW_PRECISION:  # a few key lengths: a few oneDNN primitives
+                length = min(-(-filled // _KEY_BUCKET) * _KEY_BUCKET, cache.max_len)
             mask = None
-            if start is not None:  # (B, 1, 1, length): the row's own slots
+            if length > filled or start is not None:  # (B or 1, 1, 1, length)
                 slots = torch.arange(length, device=tokens.device)
-                mask = (slots >= start[:, None])[:, None, None]
+                visible = (slots < filled)[None]
+                if start is not None:  # the row's own slots
+                    visible = visible & (slots >= start[:, None])
+                mask = visible[:, None, None]
         else:
             length = cache.max_len
             slots = torch.arange(length, device=tokens.device)
@@ -663,6 +680,24 @@ def _threaded_linear(
 
 
 _THREADED_MAX_ROWS = 16
+
+
+def _bucketed_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """`F.linear(x, weight, bias)` on x (..., D) with its rows zero-padded to a multiple of
+    `_PROMPT_ROW_BUCKET` (the padding's outputs are dropped): a few row counts, so a few
+    oneDNN primitives, whatever the prompt lengths."""
+    rows = x.reshape(-1, x.shape[-1])
+    n = len(rows)
+    padded = -(-n // _PROMPT_ROW_BUCKET) * _PROMPT_ROW_BUCKET
+    y = F.linear(F.pad(rows, (0, 0, 0, padded - n)), weight, bias)[:n]
+    return y.view(*x.shape[:-1], -1)
+
+
+_PROMPT_ROW_BUCKET = 32
+# a low-precision decode step attends over the cache up to the next multiple of this, masked
+_KEY_BUCKET = 32
 
 
 def inference_layout(
