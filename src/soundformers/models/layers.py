@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -20,3 +21,77 @@ def embedding(
     """
     weight = torch.empty(num_embeddings, embedding_dim)
     return nn.Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx, _weight=weight)
+
+
+def linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, row_bucket: int = 1
+) -> torch.Tensor:
+    """`F.linear(x, weight, bias)`, run by oneDNN for float32 products of many rows on CPU.
+
+    torch sends a float32 matrix product to MKL, which on this AMD CPU runs its AVX2 code at
+    ~190 GFLOP/s; oneDNN runs AVX-512 and reaches 270-420 GFLOP/s on the same product posed
+    as a 1x1 convolution over a channels-last view (no copies in or out): 1.5-2.4x faster
+    from 64 rows up (Whisper's encoder, AST, wav2vec2), with float32 rounding either way.
+    Fewer rows (decode steps), other dtypes (bfloat16 already goes to oneDNN) and other
+    devices take `F.linear`.
+
+    oneDNN keeps a compiled primitive per shape (~1.5 MB each, up to 1024 of them), so
+    callers whose row counts vary from call to call (audio of any length) give a
+    `row_bucket`: the rows are zero-padded up to a multiple of it and the padding's outputs
+    dropped, bounding the number of shapes at the cost of at most `row_bucket - 1` rows.
+
+    Args:
+        x: (..., in_features).
+        weight: (out_features, in_features).
+        bias: (out_features,) or None.
+        row_bucket: pad the rows (the product of x's leading dims) to a multiple of this.
+
+    Returns:
+        (..., out_features), x's dtype.
+    """
+    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    if (
+        rows < _ONEDNN_MIN_ROWS
+        or rows * x.shape[-1] <= _ONEDNN_MIN_INPUT  # torch would not pick oneDNN either
+        or x.dtype != torch.float32
+        or weight.dtype != torch.float32
+        or x.device.type != "cpu"
+        or not torch.backends.mkldnn.is_available()
+    ):
+        return F.linear(x, weight, bias)
+    flat = x.reshape(1, rows, x.shape[-1])  # (1, M, in)
+    padded = -(-rows // row_bucket) * row_bucket
+    if padded != rows:
+        flat = F.pad(flat, (0, 0, 0, padded - rows))
+    # (1, in, 1, M) channels-last view -> (1, out, 1, M) channels-last = (1, M, out) in memory
+    y = F.conv2d(flat.transpose(1, 2)[:, :, None], weight[:, :, None, None], bias)
+    y = y[:, :, 0].transpose(1, 2)
+    if padded != rows:
+        y = y[:, :rows]
+    return y.reshape(*x.shape[:-1], weight.shape[0])
+
+
+_ONEDNN_MIN_ROWS = 64  # below, MKL's product is as fast (measured at 1-32 rows)
+# torch runs a batch-1 1x1 convolution through oneDNN only above this many input elements
+# (below, im2col and MKL: no gain)
+_ONEDNN_MIN_INPUT = 20480
+
+
+class Linear(nn.Linear):
+    """`nn.Linear` whose forward is `linear` (oneDNN for many float32 rows); same parameters,
+    same checkpoint names.
+
+    Args:
+        in_features, out_features, bias: as `nn.Linear`.
+        row_bucket: see `linear` (1: no padding, for inputs of a fixed shape).
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, row_bucket: int = 1,
+        **kwargs: object,
+    ) -> None:  # fmt: skip
+        super().__init__(in_features, out_features, bias, **kwargs)  # type: ignore[arg-type]
+        self.row_bucket = row_bucket
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias, self.row_bucket)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import Linear, linear
 from ..wav2vec2.model import activation
 from .config import ASTConfig
 
@@ -23,8 +24,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, n_heads: int, bias: bool) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
-        self.out = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim, bias=bias)  # oneDNN for float32 (`layers.linear`)
+        self.out = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, n_queries: int | None = None) -> torch.Tensor:
         """x: (B, N, D) -> (B, N, D); with `n_queries`, only the first n_queries tokens attend
@@ -36,7 +37,7 @@ class Attention(nn.Module):
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
         else:
             w, b = self.qkv.weight, self.qkv.bias
-            kv = F.linear(x, w[D:], None if b is None else b[D:]).view(B, N, 2, *split[2:])
+            kv = linear(x, w[D:], None if b is None else b[D:]).view(B, N, 2, *split[2:])
             k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
             q = F.linear(x[:, :n_queries], w[:D], None if b is None else b[:D])
             q = q.view(B, n_queries, *split[2:]).transpose(1, 2)  # (B, heads, n_queries, hd)
@@ -53,7 +54,7 @@ class Block(nn.Module):
         self.layernorm_before = nn.LayerNorm(dim, eps=eps)
         self.attention = Attention(dim, n_heads, qkv_bias)
         self.layernorm_after = nn.LayerNorm(dim, eps=eps)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), activation(act), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(Linear(dim, hidden), activation(act), Linear(hidden, dim))
 
     def forward(self, x: torch.Tensor, n_queries: int | None = None) -> torch.Tensor:
         """x: (B, N, D) -> (B, N, D), or the first `n_queries` tokens only (B, n_queries, D):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import embedding
+from ..layers import Linear, embedding
 from ..wav2vec2.model import activation
 from .config import ClapAudioConfig, ClapConfig, ClapTextConfig
 
@@ -29,9 +29,9 @@ class Projection(nn.Module):
 
     def __init__(self, dim: int, out: int, act: str) -> None:
         super().__init__()
-        self.linear1 = nn.Linear(dim, out)
+        self.linear1 = Linear(dim, out)
         self.activation = activation(act)
-        self.linear2 = nn.Linear(out, out)
+        self.linear2 = Linear(out, out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear2(self.activation(self.linear1(x)))
@@ -39,15 +39,19 @@ class Projection(nn.Module):
 
 # --------------------------------------------------------------------------- text: RoBERTa
 
+# texts have any number of tokens: float32 products pad their rows to a multiple of this
+# (`layers.linear`: oneDNN compiles a few shapes, not one per length); audio shapes are fixed
+TEXT_ROW_BUCKET = 64
+
 
 class TextAttention(nn.Module):
     def __init__(self, dim: int, n_heads: int) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.query = nn.Linear(dim, dim)
-        self.key = nn.Linear(dim, dim)
-        self.value = nn.Linear(dim, dim)
-        self.out = nn.Linear(dim, dim)
+        self.query = Linear(dim, dim, row_bucket=TEXT_ROW_BUCKET)
+        self.key = Linear(dim, dim, row_bucket=TEXT_ROW_BUCKET)
+        self.value = Linear(dim, dim, row_bucket=TEXT_ROW_BUCKET)
+        self.out = Linear(dim, dim, row_bucket=TEXT_ROW_BUCKET)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         B, N, D = x.shape
@@ -66,7 +70,11 @@ class TextLayer(nn.Module):
         super().__init__()
         self.attention = TextAttention(dim, n_heads)
         self.attention_norm = nn.LayerNorm(dim, eps=eps)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), activation(act), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(
+            Linear(dim, hidden, row_bucket=TEXT_ROW_BUCKET),
+            activation(act),
+            Linear(hidden, dim, row_bucket=TEXT_ROW_BUCKET),
+        )
         self.mlp_norm = nn.LayerNorm(dim, eps=eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -90,7 +98,7 @@ class TextEncoder(nn.Module):
                       config.layer_norm_eps)
             for _ in range(config.num_hidden_layers)
         )  # fmt: skip
-        self.pooler = nn.Linear(d, d)
+        self.pooler = Linear(d, d)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
                 ) -> torch.Tensor:  # fmt: skip
@@ -158,10 +166,10 @@ class WindowAttention(nn.Module):
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window - 1) ** 2, n_heads)
         )
-        self.query = nn.Linear(dim, dim, bias=qkv_bias)
-        self.key = nn.Linear(dim, dim, bias=qkv_bias)
-        self.value = nn.Linear(dim, dim, bias=qkv_bias)
-        self.out = nn.Linear(dim, dim)
+        self.query = Linear(dim, dim, bias=qkv_bias)
+        self.key = Linear(dim, dim, bias=qkv_bias)
+        self.value = Linear(dim, dim, bias=qkv_bias)
+        self.out = Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """x: (B, windows, N = w * w, C); mask: (windows, N, N) or None."""
@@ -188,7 +196,7 @@ class SwinBlock(nn.Module):
         self.attention = WindowAttention(dim, n_heads, window, qkv_bias)
         self.layernorm_after = nn.LayerNorm(dim, eps=eps)
         hidden = int(mlp_ratio * dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), activation(act), nn.Linear(hidden, dim))
+        self.mlp = nn.Sequential(Linear(dim, hidden), activation(act), Linear(hidden, dim))
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, _, C = x.shape
@@ -212,7 +220,7 @@ class PatchMerging(nn.Module):
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim)
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.reduction = Linear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: torch.Tensor, H: int, W: int) -> torch.Tensor:
         B, _, C = x.shape

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import Linear
 from .config import Wav2Vec2Config
 
 __all__ = [
@@ -21,6 +22,10 @@ __all__ = [
     "Wav2Vec2ForSequenceClassification",
     "activation",
 ]
+
+# frames per clip vary: the float32 products pad their rows to a multiple of this, so that
+# oneDNN compiles a few shapes, not one per clip length (`layers.linear`)
+ROW_BUCKET = 64
 
 _ACTIVATIONS = {
     "gelu": nn.GELU,
@@ -132,7 +137,7 @@ class FeatureProjection(nn.Module):
     def __init__(self, c_in: int, dim: int, layer_norm: bool, eps: float) -> None:
         super().__init__()
         self.layer_norm = nn.LayerNorm(c_in, eps=eps) if layer_norm else nn.Identity()
-        self.projection = nn.Linear(c_in, dim)
+        self.projection = Linear(c_in, dim, row_bucket=ROW_BUCKET)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projection(self.layer_norm(x))
@@ -165,8 +170,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, n_heads: int) -> None:
         super().__init__()
         self.n_heads = n_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out_proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim, row_bucket=ROW_BUCKET)
+        self.out_proj = Linear(dim, dim, row_bucket=ROW_BUCKET)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T, D = x.shape
@@ -179,9 +184,9 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden: int, act: str) -> None:
         super().__init__()
-        self.intermediate_dense = nn.Linear(dim, hidden)
+        self.intermediate_dense = Linear(dim, hidden, row_bucket=ROW_BUCKET)
         self.activation = activation(act)
-        self.output_dense = nn.Linear(hidden, dim)
+        self.output_dense = Linear(hidden, dim, row_bucket=ROW_BUCKET)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output_dense(self.activation(self.intermediate_dense(x)))
@@ -291,7 +296,7 @@ class Wav2Vec2ForCTC(nn.Module):
             raise ValueError("a CTC head needs config.vocab_size")
         self.config = config
         self.backbone = Wav2Vec2Backbone(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, row_bucket=ROW_BUCKET)
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         states, _ = self.backbone(audio, lengths)
@@ -312,7 +317,9 @@ class Wav2Vec2ForSequenceClassification(nn.Module):
         if config.use_weighted_layer_sum:
             n = config.num_hidden_layers + 1
             self.layer_weights = nn.Parameter(torch.full((n,), 1.0 / n))
-        self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
+        self.projector = Linear(
+            config.hidden_size, config.classifier_proj_size, row_bucket=ROW_BUCKET
+        )
         self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

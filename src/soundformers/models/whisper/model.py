@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...generation.cache import StaticKVCache
-from ..layers import embedding
+from ..layers import Linear, embedding, linear
 from .config import WhisperConfig
 
 __all__ = ["CrossKV", "Whisper", "attention", "inference_layout", "sinusoids"]
@@ -155,15 +155,20 @@ class LayerNorm(nn.LayerNorm):
 
 
 class MultiHeadAttention(nn.Module):
-    """Scaled dot-product attention with Whisper's projections (no bias on `key`)."""
+    """Scaled dot-product attention with Whisper's projections (no bias on `key`).
 
-    def __init__(self, n_state: int, n_head: int) -> None:
+    `row_bucket` / `kv_row_bucket` (see `layers.linear`): the decoder's passes have any
+    number of tokens, so its projections pad their rows; the encoder's 1500 do not vary.
+    """
+
+    def __init__(self, n_state: int, n_head: int, row_bucket: int = 1,
+                 kv_row_bucket: int = 1) -> None:  # fmt: skip
         super().__init__()
         self.n_head = n_head
-        self.query = nn.Linear(n_state, n_state)
-        self.key = nn.Linear(n_state, n_state, bias=False)
-        self.value = nn.Linear(n_state, n_state)
-        self.out = nn.Linear(n_state, n_state)
+        self.query = Linear(n_state, n_state, row_bucket=row_bucket)
+        self.key = Linear(n_state, n_state, bias=False, row_bucket=kv_row_bucket)
+        self.value = Linear(n_state, n_state, row_bucket=kv_row_bucket)
+        self.out = Linear(n_state, n_state, row_bucket=row_bucket)
 
     def project_kv(self, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of `source` (B, S, D), split into heads: (B, H, S, Dh) each."""
@@ -197,12 +202,16 @@ class ResidualAttentionBlock(nn.Module):
 
     def __init__(self, n_state: int, n_head: int, cross_attention: bool = False) -> None:
         super().__init__()
-        self.attn = MultiHeadAttention(n_state, n_head)
+        bucket = _DECODER_ROW_BUCKET if cross_attention else 1  # the decoder's T varies
+        self.attn = MultiHeadAttention(n_state, n_head, bucket, bucket)
         self.attn_ln = LayerNorm(n_state, eps=LAYER_NORM_EPS)
-        self.cross_attn = MultiHeadAttention(n_state, n_head) if cross_attention else None
+        # cross-attention keys and values: the encoder's 1500 positions, a fixed shape
+        self.cross_attn = MultiHeadAttention(n_state, n_head, bucket) if cross_attention else None
         self.cross_attn_ln = LayerNorm(n_state, eps=LAYER_NORM_EPS) if cross_attention else None
         self.mlp = nn.Sequential(
-            nn.Linear(n_state, 4 * n_state), nn.GELU(), nn.Linear(4 * n_state, n_state)
+            Linear(n_state, 4 * n_state, row_bucket=bucket),
+            nn.GELU(),
+            Linear(4 * n_state, n_state, row_bucket=bucket),
         )
         self.mlp_ln = LayerNorm(n_state, eps=LAYER_NORM_EPS)
 
@@ -229,6 +238,7 @@ class ResidualAttentionBlock(nn.Module):
 
 
 _MLP_ROWS = 2048
+_DECODER_ROW_BUCKET = 64
 
 
 def _strided_conv_as_linear(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
@@ -246,7 +256,7 @@ def _strided_conv_as_linear(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     (k,), (stride,), (pad,) = conv.kernel_size, conv.stride, conv.padding
     windows = F.pad(x, (pad, pad)).unfold(2, k, stride)  # (B, C_in, T_out, k)
     windows = windows.permute(0, 2, 1, 3).flatten(2)  # (B, T_out, C_in * k)
-    return F.linear(windows, conv.weight.flatten(1), conv.bias)
+    return linear(windows, conv.weight.flatten(1), conv.bias)
 
 
 class AudioEncoder(nn.Module):

@@ -1,0 +1,59 @@
+"""`layers.linear`: float32 products of many rows run by oneDNN (a 1x1 convolution), with
+the result of `F.linear` up to float32 rounding, for any input layout, padding and autograd."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from soundformers.models.layers import Linear, linear
+
+
+def _ops(fn) -> set[str]:
+    with torch.profiler.profile() as prof:
+        fn()
+    return {event.key for event in prof.key_averages()}
+
+
+@pytest.mark.parametrize("rows", [1, 63, 64, 200])
+@pytest.mark.parametrize("bucket", [1, 64])
+def test_linear_equals_the_plain_product(rows, bucket):
+    g = torch.Generator().manual_seed(rows)
+    x = torch.randn(1, rows, 400, generator=g)
+    weight, bias = torch.randn(80, 400, generator=g), torch.randn(80, generator=g)
+    got = linear(x, weight, bias, bucket)
+    assert got.shape == (1, rows, 80) and got.is_contiguous()
+    torch.testing.assert_close(got, F.linear(x, weight, bias), rtol=1e-5, atol=2e-4)
+
+
+def test_many_float32_rows_go_to_onednn_and_few_or_bfloat16_do_not():
+    x, weight = torch.randn(2, 50, 256), torch.randn(16, 256)
+    assert "aten::mkldnn_convolution" in _ops(lambda: linear(x, weight))  # 100 rows
+    assert "aten::mkldnn_convolution" not in _ops(lambda: linear(x[:1], weight))  # 50
+    half = x.to(torch.bfloat16), weight.to(torch.bfloat16)
+    assert "aten::mkldnn_convolution" not in _ops(lambda: linear(*half))
+    assert torch.equal(linear(*half), F.linear(*half))
+
+
+def test_any_layout_and_leading_dims():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 40, 5, 240, generator=g).transpose(1, 2)  # (3, 5, 40, 240), strided
+    weight = torch.randn(12, 240, generator=g)
+    got = linear(x, weight, None, row_bucket=64)
+    assert got.shape == (3, 5, 40, 12)
+    torch.testing.assert_close(got, F.linear(x, weight), rtol=1e-5, atol=1e-4)
+
+
+def test_gradients_match_the_plain_product():
+    g = torch.Generator().manual_seed(2)
+    layer = Linear(240, 10, row_bucket=64)
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(10, 240, generator=g))
+    x = torch.randn(100, 240, generator=g, requires_grad=True)
+    (layer(x) ** 2).sum().backward()
+    grads = x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone()
+    x.grad = layer.weight.grad = layer.bias.grad = None
+    (F.linear(x, layer.weight, layer.bias) ** 2).sum().backward()
+    for got, want in zip(grads, (x.grad, layer.weight.grad, layer.bias.grad)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
