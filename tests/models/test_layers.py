@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from soundformers.models import layers
 from soundformers.models.layers import Linear, linear
 
 
@@ -27,10 +28,22 @@ def test_linear_equals_the_plain_product(rows, bucket):
     torch.testing.assert_close(got, F.linear(x, weight, bias), rtol=1e-5, atol=2e-4)
 
 
-def test_many_float32_rows_go_to_onednn_and_few_or_bfloat16_do_not():
+def _onednn(ops: set[str]) -> bool:
+    return "mkldnn::_linear_pointwise" in ops or "aten::mkldnn_convolution" in ops
+
+
+@pytest.mark.parametrize("pointwise", [True, False])
+def test_many_float32_rows_go_to_onednn_and_few_or_bfloat16_do_not(monkeypatch, pointwise):
+    """Through torch's oneDNN linear op, or (where it is missing) a 1x1 convolution."""
+    if pointwise and not layers._POINTWISE:
+        pytest.skip("this torch has no torch.ops.mkldnn._linear_pointwise")
+    monkeypatch.setattr(layers, "_POINTWISE", pointwise)
     x, weight = torch.randn(2, 50, 256), torch.randn(16, 256)
-    assert "aten::mkldnn_convolution" in _ops(lambda: linear(x, weight))  # 100 rows
-    assert "aten::mkldnn_convolution" not in _ops(lambda: linear(x[:1], weight))  # 50
+    ops = _ops(lambda: linear(x, weight))  # 100 rows
+    expected = "mkldnn::_linear_pointwise" if pointwise else "aten::mkldnn_convolution"
+    assert expected in ops
+    torch.testing.assert_close(linear(x, weight), F.linear(x, weight), rtol=1e-5, atol=1e-4)
+    assert not _onednn(_ops(lambda: linear(x[:1], weight)))  # 50 rows
     half = x.to(torch.bfloat16), weight.to(torch.bfloat16)
     assert "aten::mkldnn_convolution" not in _ops(lambda: linear(*half))
     assert torch.equal(linear(*half), F.linear(*half))
@@ -51,7 +64,8 @@ def test_gradients_match_the_plain_product():
     with torch.no_grad():
         layer.weight.copy_(torch.randn(10, 240, generator=g))
     x = torch.randn(100, 240, generator=g, requires_grad=True)
-    (layer(x) ** 2).sum().backward()
+    ops = _ops(lambda: (layer(x) ** 2).sum().backward())
+    assert "aten::mkldnn_convolution" in ops  # with autograd: the convolution
     grads = x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone()
     x.grad = layer.weight.grad = layer.bias.grad = None
     (F.linear(x, layer.weight, layer.bias) ** 2).sum().backward()

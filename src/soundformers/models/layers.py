@@ -29,9 +29,11 @@ def linear(
     """`F.linear(x, weight, bias)`, run by oneDNN for float32 products of many rows on CPU.
 
     torch sends a float32 matrix product to MKL, which on this AMD CPU runs its AVX2 code at
-    ~190 GFLOP/s; oneDNN runs AVX-512 and reaches 270-420 GFLOP/s on the same product posed
-    as a 1x1 convolution over a channels-last view (no copies in or out): 1.5-2.4x faster
-    from 64 rows up (Whisper's encoder, AST, wav2vec2), with float32 rounding either way.
+    ~190 GFLOP/s; oneDNN runs AVX-512. Through torch's oneDNN linear op
+    (`torch.ops.mkldnn._linear_pointwise`, the one its compiler fuses into) the same product
+    takes 2.0-2.6x less time from 64 rows up (Whisper's encoder, AST, wav2vec2); where that
+    op is missing, or for autograd, it is posed as a 1x1 convolution over a channels-last
+    view (public API, 1.5-2.2x). float32 rounding either way (~5e-6 apart on unit data).
     Fewer rows (decode steps), other dtypes (bfloat16 already goes to oneDNN) and other
     devices take `F.linear`.
 
@@ -49,28 +51,40 @@ def linear(
     Returns:
         (..., out_features), x's dtype.
     """
-    rows = x.numel() // x.shape[-1] if x.shape[-1] else 0
+    global _POINTWISE
+    size = x.shape[-1]
+    rows = x.numel() // size if size else 0
     if (
         rows < _ONEDNN_MIN_ROWS
-        or rows * x.shape[-1] <= _ONEDNN_MIN_INPUT  # torch would not pick oneDNN either
+        or rows * size <= _ONEDNN_MIN_INPUT  # torch would not pick oneDNN either
         or x.dtype != torch.float32
         or weight.dtype != torch.float32
         or x.device.type != "cpu"
         or not torch.backends.mkldnn.is_available()
     ):
         return F.linear(x, weight, bias)
-    flat = x.reshape(1, rows, x.shape[-1])  # (1, M, in)
+    flat = x.reshape(rows, size)
     padded = -(-rows // row_bucket) * row_bucket
     if padded != rows:
         flat = F.pad(flat, (0, 0, 0, padded - rows))
-    # (1, in, 1, M) channels-last view -> (1, out, 1, M) channels-last = (1, M, out) in memory
-    y = F.conv2d(flat.transpose(1, 2)[:, :, None], weight[:, :, None, None], bias)
-    y = y[:, :, 0].transpose(1, 2)
-    if padded != rows:
-        y = y[:, :rows]
-    return y.reshape(*x.shape[:-1], weight.shape[0])
+    tracked = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (x, weight, bias)
+    )
+    y = None
+    if _POINTWISE and not tracked:  # no derivative registered for the oneDNN op
+        try:
+            y = torch.ops.mkldnn._linear_pointwise(
+                flat.contiguous(), weight.contiguous(), bias, "none", [], ""
+            )
+        except (RuntimeError, TypeError):  # another torch's signature: use the convolution
+            _POINTWISE = False
+    if y is None:
+        # (1, in, 1, M) channels-last view -> (1, out, 1, M) channels-last = (M, out) in memory
+        y = F.conv2d(flat.t()[None, :, None], weight[:, :, None, None], bias)[0, :, 0].t()
+    return y[:rows].reshape(*x.shape[:-1], weight.shape[0])
 
 
+_POINTWISE = hasattr(torch.ops.mkldnn, "_linear_pointwise")
 _ONEDNN_MIN_ROWS = 64  # below, MKL's product is as fast (measured at 1-32 rows)
 # torch runs a batch-1 1x1 convolution through oneDNN only above this many input elements
 # (below, im2col and MKL: no gain)
