@@ -3,6 +3,9 @@ HiFi-GAN decoder, the decoder's last conv, and the oneDNN convolutions."""
 
 from __future__ import annotations
 
+import copy
+import io
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -148,3 +151,53 @@ def test_training_takes_the_direct_convolution(monkeypatch):
     conv = next(m for m in dec.resblocks.modules() if getattr(m, "winograd", None) is not None)
     dec(torch.randn(1, 8, 20)).square().sum().backward()
     assert conv.weight.grad is not None and bool(conv.weight.grad.abs().sum() > 0)
+
+
+@pytest.mark.parametrize(("groups", "padding", "dilation"), [(1, 3, 1), (1, 0, 5), (7, 0, 3)])
+def test_packed_conv_matches_conv2d(groups, padding, dilation):
+    if not decoder._PACKED_CONV:
+        pytest.skip("this PyTorch has no packed oneDNN convolutions")
+    torch.manual_seed(7)
+    weight = torch.randn(14, 21 // groups, 1, 7).contiguous(memory_format=torch.channels_last)
+    bias = torch.randn(14)
+    conv = decoder.PackedConv(weight, bias, padding, dilation, groups)
+    for batch, length in [(1, 200), (2, 57)]:  # other lengths than the first call's
+        x = torch.randn(batch, 21, 1, length).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            expected = F.conv2d(x, weight, bias, 1, (0, padding), (1, dilation), groups)
+            torch.testing.assert_close(conv(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_prepared_decoder_with_and_without_packed_convs(packed, monkeypatch):
+    if packed and not decoder._PACKED_CONV:
+        pytest.skip("this PyTorch has no packed oneDNN convolutions")
+    monkeypatch.setattr(decoder, "_PACKED_CONV", packed)
+    monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
+    torch.manual_seed(8)
+    dec = decoder.Generator(small_config("1")).eval()
+    x = torch.randn(2, 8, 41)
+    with torch.inference_mode():
+        expected = reference_decoder(dec, x)
+        dec.prepare_()
+        convs = [m for m in dec.resblocks.modules() if isinstance(m, decoder.ResConv)]
+        assert any(c.winograd is not None for c in convs)
+        assert any(c.winograd is None for c in convs)
+        assert all((c.packed is not None) == packed for c in convs if c.winograd is None)
+        torch.testing.assert_close(dec(x), expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_prepared_decoder_copies_and_pickles(packed, monkeypatch):
+    monkeypatch.setattr(decoder, "_PACKED_CONV", packed and decoder._PACKED_CONV)
+    monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
+    torch.manual_seed(9)
+    dec = decoder.Generator(small_config("2")).eval().prepare_()
+    buffer = io.BytesIO()
+    torch.save(dec, buffer)
+    buffer.seek(0)
+    x = torch.randn(1, 8, 30)
+    with torch.inference_mode():
+        expected = dec(x)
+        for other in [copy.deepcopy(dec), torch.load(buffer, weights_only=False)]:
+            torch.testing.assert_close(other(x), expected, atol=1e-6, rtol=1e-5)

@@ -6,12 +6,15 @@ layout and back around every convolution. The residual blocks run over time chun
 halo as wide as their receptive field, so the result is the same) that stay in cache.
 
 Once prepared (`Generator.prepare_`), the wide residual-block convolutions use a fast FIR
-algorithm (`PolyphaseWinograd`): the same result with about half the multiplications.
+algorithm (`PolyphaseWinograd`): the same result with about half the multiplications; and the
+residual-block convolutions keep their weights in oneDNN's own blocked layout (`PackedConv`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -21,12 +24,14 @@ from .config import VitsConfig
 
 __all__ = ["Generator"]
 
+logger = logging.getLogger(__name__)
+
 
 CHUNK_ELEMENTS = 1 << 18  # batch * channels * samples per chunk and thread (1 MiB float32)
 MIN_CHUNK_PER_HALO = 64  # but chunks at least this many halos long (recomputed work <= 3%)
 # Winograd for float32 convs with in_channels * kernel_size at least this (MMS: 256 x 7 and up,
-# 128 x 11): below, its transforms cost about what it saves
-WINOGRAD_MIN_WIDTH = 1024
+# 128 x 7 and up; Piper: 128 x 7): below, its transforms cost about what it saves
+WINOGRAD_MIN_WIDTH = 896
 WINOGRAD_TILE = 4  # outputs per tile, F(4, 4): 7 convolutions of k/4 taps for 4 of k taps
 WINOGRAD_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, -0.5)  # and infinity: 2 * TILE - 1 in all
 
@@ -35,6 +40,53 @@ def conv_nwc(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """Apply a Conv1d to a channels-last (B, C_in, 1, T) tensor -> (B, C_out, 1, T')."""
     return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, (1, conv.stride[0]),
                     (0, conv.padding[0]), (1, conv.dilation[0]), conv.groups)  # fmt: skip
+
+
+class PackedConv:
+    """A (1, k) Conv2d on channels-last (B, C_in, 1, T) float32 CPU tensors whose weight is
+    stored in oneDNN's blocked layout, so that no call reorders it: at two threads, that
+    reorder takes about a quarter of a short, wide convolution (the Winograd products).
+
+    Inference only (no autograd). Uses `torch.ops.mkldnn`, PyTorch's own fused-convolution
+    ops; `PackedConv.build` returns None where they are missing.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
+                 dilation: int, groups: int = 1) -> None:  # fmt: skip
+        """weight: (C_out, C_in / groups, 1, k); bias: (C_out,) or None; padding on each side."""
+        self.source = (weight.detach(), None if bias is None else bias.detach(), padding,
+                       dilation, groups)  # fmt: skip
+        self.args = ([0, padding], [1, 1], [1, dilation], groups)  # as F.conv2d's
+        self.weight = torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), *self.args)
+        self.bias = self.source[1]
+
+    def __reduce__(self) -> tuple[type[PackedConv], tuple]:
+        # oneDNN's opaque tensors cannot be copied or pickled: pack the plain weight again
+        return PackedConv, self.source
+
+    @classmethod
+    def build(cls, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
+              dilation: int, groups: int = 1) -> PackedConv | None:  # fmt: skip
+        """A `PackedConv`, or None (with a warning) where this PyTorch cannot make one."""
+        if not (_PACKED_CONV and weight.dtype == torch.float32 and weight.device.type == "cpu"):
+            return None
+        try:
+            return cls(weight, bias, padding, dilation, groups)
+        except RuntimeError as e:  # e.g. a build of oneDNN that rejects the shape
+            logger.warning("plain convolutions: packing a %s weight failed: %s", weight.shape, e)
+            return None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, 1, T) channels-last -> (B, C_out, 1, T') channels-last."""
+        return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *self.args,
+                                                       "none", [], None)  # fmt: skip
+
+
+_PACKED_CONV = (
+    torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
+    and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+)
 
 
 def conv_transpose_nwc(x: torch.Tensor, conv: nn.ConvTranspose1d) -> torch.Tensor:
@@ -97,7 +149,8 @@ class PolyphaseWinograd:
     sequences, where each product is itself an L-tap convolution at 1/P of the rate. Winograd's
     F(P, P) computes those P outputs from 2P - 1 products instead of P^2, so the multiplications
     drop from k to (2P - 1) L / P per output (11 -> 5.25, 7 -> 3.5 for P = 4). The transforms
-    are small matmuls over the phase axis, and each product is a plain oneDNN convolution.
+    are small matmuls over the phase axis, and the 2P - 1 products are one grouped oneDNN
+    convolution, whose output is already in the order the output transform reads.
     Its float32 rounding error is about twice that of the direct convolution.
     """
 
@@ -109,76 +162,82 @@ class PolyphaseWinograd:
         bt, g, at = winograd_matrices(tile, points)
         self.tile, self.kernel_size, self.dilation = tile, k, conv.dilation[0]
         self.taps = -(-k // tile)  # L
+        self.n_products = 2 * tile - 1
         w = conv.weight.detach().double()
         w = F.pad(w, (0, tile * self.taps - k)).unflatten(2, (self.taps, tile))  # [o, i, l, b]
         leaves = torch.einsum("nb,oilb->noil", g, w)  # (2P - 1, O, I, L)
         dtype = conv.weight.dtype
-        self.weights = [
-            leaf.unsqueeze(2).to(dtype).contiguous(memory_format=torch.channels_last)
-            for leaf in leaves
-        ]  # each (O, I, 1, L) in the layout oneDNN reads for channels-last inputs
+        # product n is group n: (2P - 1) O filters of I channels, in the layout oneDNN reads
+        # for channels-last inputs
+        weight = leaves.flatten(0, 1).unsqueeze(2).to(dtype)  # ((2P - 1) O, I, 1, L)
+        weight = weight.contiguous(memory_format=torch.channels_last)
         # the bias, shared out over the products so that every output gets it exactly once
         share = torch.linalg.pinv(at) @ at.new_ones(tile)  # at @ share == 1
         bias = conv.bias.detach().double() if conv.bias is not None else w.new_zeros(out_channels)
-        self.biases = [(s * bias).to(dtype) for s in share]
+        bias = torch.outer(share, bias).flatten().to(dtype)  # ((2P - 1) O,)
+        d, groups = self.dilation, self.n_products
+        self.products: Callable[[torch.Tensor], torch.Tensor] = PackedConv.build(
+            weight, bias, 0, d, groups
+        ) or partial(F.conv2d, weight=weight, bias=bias, dilation=(1, d), groups=groups)
         self.bt, self.at = bt.to(dtype), at.to(dtype)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, 1, T) channels-last -> (B, O, 1, T), as `conv_nwc(x, conv)`."""
-        p, d, n_products = self.tile, self.dilation, len(self.weights)
+        p, d, n_products = self.tile, self.dilation, self.n_products
         b, c, _, t = x.shape
         n_out = -(-t // (d * p))  # tiles per phase of the dilation
         n = n_out + self.taps - 1  # input tiles the L-tap products read
         left = d * (self.kernel_size - 1) // 2
         total = (p * n + p - 1) * d  # every sample the 2P - 1 sequences reach
         u = F.pad(x.squeeze(2).transpose(1, 2), (0, 0, left, total - t - left))  # (B, total, C)
-        # sequence s, tile m, dilation phase f: u[(P m + s) d + f], as (2P - 1, B, n, d C)
-        seqs = u.as_strided((n_products, b, n, d * c), (d * c, u.stride(0), p * d * c, 1))
-        inputs = torch.tensordot(self.bt, seqs, dims=1)  # (2P - 1, B, n, d C)
-        products = []
-        for z, w, bias in zip(inputs, self.weights, self.biases):
-            z = z.view(b, n * d, c).transpose(1, 2).unsqueeze(2)  # (B, C, 1, n d) channels-last
-            y = F.conv2d(z, w, bias, 1, 0, (1, d))  # (B, O, 1, n_out d)
-            products.append(y.squeeze(2).transpose(1, 2).view(b, n_out, -1))  # (B, n_out, d O)
-        y = self.at @ torch.stack(products, dim=2)  # (B, n_out, P, d O): time (P m + a) d + f
-        y = y.view(b, n_out * p * d, -1)[:, :t]  # (B, T, O)
+        # tile m, dilation phase f, sequence s: u[(P m + s) d + f], as (B, n, d, 2P - 1, C)
+        seqs = u.as_strided((b, n, d, n_products, c), (u.stride(0), p * d * c, c, d * c, 1))
+        z = self.bt @ seqs  # (B, n, d, 2P - 1, C): product n's input is channel group n
+        z = z.view(b, n * d, n_products * c).transpose(1, 2).unsqueeze(2)  # channels-last
+        y = self.products(z)  # (B, (2P - 1) O, 1, n_out d)
+        y = y.squeeze(2).transpose(1, 2).view(b, n_out, d, n_products, -1)
+        y = self.at @ y  # (B, n_out, d, P, O): time (P m + a) d + f
+        y = y.transpose(2, 3).reshape(b, n_out * p * d, -1)[:, :t]  # (B, T, O)
         if b > 1:  # rows are n_out P d apart: close the gaps, or later ops leave channels-last
             y = y.contiguous()
         return y.transpose(1, 2).unsqueeze(2)
 
 
 class ResConv(nn.Conv1d):
-    """A residual-block convolution: nn.Conv1d, plus a channels-last forward that uses
-    `PolyphaseWinograd` once `prepare_` has built it (wide float32 convolutions only)."""
+    """A residual-block convolution: nn.Conv1d, plus a channels-last forward that, once
+    `prepare_` has built them (float32 CPU weights only), uses `PolyphaseWinograd` for the
+    wide convolutions and a `PackedConv` for the others."""
 
     winograd: PolyphaseWinograd | None = None
+    packed: PackedConv | None = None
 
     @torch.no_grad()
     def prepare_(self) -> None:
-        """Build the Winograd form of the current weights if it pays off here."""
+        """Build the Winograd or packed form of the current weights where it pays off."""
         k, w = self.kernel_size[0], self.weight
-        self.winograd = None
+        self.winograd = self.packed = None
+        if w.dtype != torch.float32 or w.device.type != "cpu":
+            return
         if (
             self.in_channels * k >= WINOGRAD_MIN_WIDTH
             and k % 2 == 1
             and self.groups == 1
             and self.stride[0] == 1
             and self.padding[0] == self.dilation[0] * (k - 1) // 2
-            and w.dtype == torch.float32
-            and w.device.type == "cpu"
         ):
             self.winograd = PolyphaseWinograd(self)
+        elif self.groups == 1 and self.stride[0] == 1:
+            self.packed = PackedConv.build(w.unsqueeze(2), self.bias, self.padding[0],
+                                           self.dilation[0])  # fmt: skip
 
     def forward_nwc(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, C, 1, T) channels-last -> (B, C_out, 1, T). With autograd on, always the
-        direct convolution: the Winograd weights are a detached copy."""
-        if (
-            self.winograd is not None
-            and x.dtype == torch.float32
-            and x.device.type == "cpu"
-            and not torch.is_grad_enabled()
-        ):
-            return self.winograd(x)
+        direct convolution: the prepared weights are a detached copy."""
+        if x.dtype == torch.float32 and x.device.type == "cpu" and not torch.is_grad_enabled():
+            if self.winograd is not None:
+                return self.winograd(x)
+            if self.packed is not None:
+                return self.packed(x)
         return conv_nwc(x, self)
 
 
@@ -306,8 +365,11 @@ class Generator(nn.Module):
         halo = max(block.radius for block in blocks)
         per_chunk = CHUNK_ELEMENTS * torch.get_num_threads()  # about 1 MiB per thread
         step = max(per_chunk // (b * c), MIN_CHUNK_PER_HALO * halo, 1)
-        if t <= step + 2 * halo:
+        # equal chunks, as many as fit best: no short last chunk that is mostly halo
+        n_chunks = max(round(t / step), 1)
+        if n_chunks == 1:
             return F.leaky_relu(self._blocks_sum(x, blocks).div_(n), slope)
+        step = max(-(-t // n_chunks), halo)
         # x is overwritten in place, one chunk late: a chunk's halo reaches into the chunk
         # before it (step >= halo), never two chunks back
         pending: tuple[int, torch.Tensor] | None = None
