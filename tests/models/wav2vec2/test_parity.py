@@ -161,3 +161,15 @@ def test_group_normed_first_layer_is_float32_then_rounded_once(tmp_path):
     ref = torch.nn.functional.gelu(y * b.weight.double() + b.bias.double())
     # one bfloat16 rounding of the normalised value, then GELU in bfloat16
     torch.testing.assert_close(got.double(), ref, atol=0.02, rtol=2**-7)
+
+
+def test_group_normed_first_layer_is_the_same_with_and_without_autograd(tmp_path):
+    """Inference normalises in place (`_group_norm_`); with autograd, out of place."""
+    make_tiny(tmp_path, "wav2vec2", "base")
+    layer = from_pretrained_ctc(tmp_path).module.backbone.feature_extractor.conv_layers[0]
+    samples = torch.from_numpy(normalize(audio(40000, 8)))[None, :, None]
+    with torch.inference_mode():
+        fast = layer(samples)
+    tracked = layer(samples.clone().requires_grad_())
+    assert tracked.requires_grad
+    torch.testing.assert_close(fast, tracked.detach(), atol=1e-5, rtol=1e-5)

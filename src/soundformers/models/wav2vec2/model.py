@@ -76,18 +76,36 @@ class ConvLayer(nn.Module):
             # in float32 whatever the weights' dtype (the first layer: one input channel, so
             # cheap), statistics in two passes: torch.var_mean over the frames (a strided
             # dim) is 4x slower, and in bfloat16 its mean is off by ~1e-2
-            norm = self.layer_norm
             bias = None if conv.bias is None else conv.bias.float()
             y = _conv_time_major(x.float(), conv.weight.float(), bias, conv.stride[0])
-            mean = y.mean(dim=1, keepdim=True)  # (B, 1, C)
-            var = (y - mean).square_().mean(dim=1, keepdim=True)
-            scale = norm.weight.float() * torch.rsqrt(var + norm.eps)
-            y = torch.addcmul(norm.bias.float() - mean * scale, y, scale).to(conv.weight.dtype)
-        else:
-            y = _conv_time_major(x.to(conv.weight.dtype), conv.weight, conv.bias, conv.stride[0])
-            if self.norm_kind == "layer":
-                y = self.layer_norm(y)
+            if torch.is_grad_enabled():
+                return self.activation(self._group_norm(y).to(conv.weight.dtype))
+            # in place: a 5 s clip's (T, C) is 33 MB, past glibc's largest mmap threshold,
+            # so each new tensor of that size is a fresh map, page-faulted as it is written
+            y = self._group_norm_(y).to(conv.weight.dtype)
+            if isinstance(self.activation, nn.GELU) and self.activation.approximate == "none":
+                return torch.ops.aten.gelu_(y)
+            return self.activation(y)
+        y = _conv_time_major(x.to(conv.weight.dtype), conv.weight, conv.bias, conv.stride[0])
+        if self.norm_kind == "layer":
+            y = self.layer_norm(y)
         return self.activation(y)
+
+    def _group_norm(self, y: torch.Tensor) -> torch.Tensor:
+        """Per-channel normalisation over time of y (B, T, C) float32, out of place."""
+        norm = self.layer_norm
+        centered = y - y.mean(dim=1, keepdim=True)
+        var = centered.square().mean(dim=1, keepdim=True)  # (B, 1, C)
+        return centered * (norm.weight.float() * torch.rsqrt(var + norm.eps)) + norm.bias.float()
+
+    def _group_norm_(self, y: torch.Tensor) -> torch.Tensor:
+        """`_group_norm` in place, its squares summed 1024 frames at a time (2 MB temporaries
+        at 512 channels, reused from the heap)."""
+        norm = self.layer_norm
+        y -= y.mean(dim=1, keepdim=True)
+        squares = sum(block.square().sum(dim=1, keepdim=True) for block in y.split(1024, dim=1))
+        scale = norm.weight.float() * torch.rsqrt(squares / y.shape[1] + norm.eps)
+        return y.mul_(scale).add_(norm.bias.float())
 
 
 def _conv_time_major(
