@@ -71,3 +71,18 @@ def test_gradients_match_the_plain_product():
     (F.linear(x, layer.weight, layer.bias) ** 2).sum().backward()
     for got, want in zip(grads, (x.grad, layer.weight.grad, layer.bias.grad)):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * float(want.abs().max()))
+
+
+def test_bfloat16_rows_are_padded_to_the_bucket_and_dropped():
+    """bfloat16 goes to oneDNN through torch's own product: only the bucketing applies, at
+    any row count (each new row count would be a new compiled primitive)."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 5, 48, generator=g).to(torch.bfloat16)
+    weight = torch.randn(16, 48, generator=g).to(torch.bfloat16)
+    with torch.profiler.profile(record_shapes=True) as prof:
+        got = linear(x, weight, None, row_bucket=32)
+    shapes = [e.input_shapes[0] for e in prof.key_averages(group_by_input_shape=True)
+              if e.key == "aten::linear"]  # fmt: skip
+    assert shapes == [[32, 48]]
+    assert got.shape == (2, 5, 16)
+    torch.testing.assert_close(got, F.linear(x, weight), atol=0, rtol=2**-7)

@@ -34,13 +34,14 @@ def linear(
     takes 2.0-2.6x less time from 64 rows up (Whisper's encoder, AST, wav2vec2); where that
     op is missing, or for autograd, it is posed as a 1x1 convolution over a channels-last
     view (public API, 1.5-2.2x). float32 rounding either way (~5e-6 apart on unit data).
-    Fewer rows (decode steps), other dtypes (bfloat16 already goes to oneDNN) and other
-    devices take `F.linear`.
+    Fewer float32 rows (decode steps) and other devices take `F.linear`; so do bfloat16 and
+    float16, which torch already sends to oneDNN.
 
-    oneDNN keeps a compiled primitive per shape (~1.5 MB each, up to 1024 of them), so
+    oneDNN keeps a compiled primitive per shape (~0.6-1.5 MB each, up to 1024 of them), so
     callers whose row counts vary from call to call (audio of any length) give a
     `row_bucket`: the rows are zero-padded up to a multiple of it and the padding's outputs
-    dropped, bounding the number of shapes at the cost of at most `row_bucket - 1` rows.
+    dropped, bounding the number of shapes at the cost of at most `row_bucket - 1` rows. In
+    bfloat16/float16 on CPU the padding applies at any row count.
 
     Args:
         x: (..., in_features).
@@ -54,19 +55,23 @@ def linear(
     global _POINTWISE
     size = x.shape[-1]
     rows = x.numel() // size if size else 0
-    if (
-        rows < _ONEDNN_MIN_ROWS
-        or rows * size <= _ONEDNN_MIN_INPUT  # torch would not pick oneDNN either
-        or x.dtype != torch.float32
-        or weight.dtype != torch.float32
-        or x.device.type != "cpu"
-        or not torch.backends.mkldnn.is_available()
-    ):
+    cpu = x.device.type == "cpu"
+    if x.dtype == torch.float32 and weight.dtype == torch.float32:
+        if (
+            rows < _ONEDNN_MIN_ROWS
+            or rows * size <= _ONEDNN_MIN_INPUT  # torch would not pick oneDNN either
+            or not cpu
+            or not torch.backends.mkldnn.is_available()
+        ):
+            return F.linear(x, weight, bias)
+    elif not cpu or row_bucket == 1:
         return F.linear(x, weight, bias)
     flat = x.reshape(rows, size)
     padded = -(-rows // row_bucket) * row_bucket
     if padded != rows:
         flat = F.pad(flat, (0, 0, 0, padded - rows))
+    if x.dtype != torch.float32:  # bfloat16/float16: torch's own product is oneDNN's already
+        return F.linear(flat, weight, bias)[:rows].reshape(*x.shape[:-1], weight.shape[0])
     tracked = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias)
     )

@@ -304,7 +304,7 @@ class StepLinear(NamedTuple):
         """
         if self.scales is None:
             if x.shape[1] > 1 and self.weight.dtype in _LOW_PRECISION:
-                return _bucketed_linear(x, self.weight, self.bias)
+                return linear(x, self.weight, self.bias, row_bucket=_PROMPT_ROW_BUCKET)
             return _threaded_linear(x, self.weight, self.bias)
         rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
         y = torch._weight_int8pack_mm(rows, self.weight, self.scales)
@@ -692,19 +692,7 @@ def _threaded_linear(
 _THREADED_MAX_ROWS = 16
 
 
-def _bucketed_linear(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
-    """`F.linear(x, weight, bias)` on x (..., D) with its rows zero-padded to a multiple of
-    `_PROMPT_ROW_BUCKET` (the padding's outputs are dropped): a few row counts, so a few
-    oneDNN primitives, whatever the prompt lengths."""
-    rows = x.reshape(-1, x.shape[-1])
-    n = len(rows)
-    padded = -(-n // _PROMPT_ROW_BUCKET) * _PROMPT_ROW_BUCKET
-    y = F.linear(F.pad(rows, (0, 0, 0, padded - n)), weight, bias)[:n]
-    return y.view(*x.shape[:-1], -1)
-
-
+# below float32, a prompt's rows are padded to a multiple of this (`layers.linear`)
 _PROMPT_ROW_BUCKET = 32
 # a low-precision decode step attends over the cache up to the next multiple of this, masked
 _KEY_BUCKET = 32
