@@ -11,6 +11,16 @@ from soundformers.models import layers
 from soundformers.models.layers import Linear, linear
 
 
+@pytest.fixture
+def two_threads():
+    """torch sends a 1x1 convolution to oneDNN only with more than one thread (at one it
+    takes im2col + MKL: the fallback's speed-up is then lost, its result the same)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 def _ops(fn) -> set[str]:
     with torch.profiler.profile() as prof:
         fn()
@@ -33,7 +43,9 @@ def _onednn(ops: set[str]) -> bool:
 
 
 @pytest.mark.parametrize("pointwise", [True, False])
-def test_many_float32_rows_go_to_onednn_and_few_or_bfloat16_do_not(monkeypatch, pointwise):
+def test_many_float32_rows_go_to_onednn_and_few_or_bfloat16_do_not(
+    monkeypatch, two_threads, pointwise
+):
     """Through torch's oneDNN linear op, or (where it is missing) a 1x1 convolution."""
     if pointwise and not layers._POINTWISE:
         pytest.skip("this torch has no torch.ops.mkldnn._linear_pointwise")
@@ -58,7 +70,7 @@ def test_any_layout_and_leading_dims():
     torch.testing.assert_close(got, F.linear(x, weight), rtol=1e-5, atol=1e-4)
 
 
-def test_gradients_match_the_plain_product():
+def test_gradients_match_the_plain_product(two_threads):
     g = torch.Generator().manual_seed(2)
     layer = Linear(240, 10, row_bucket=64)
     with torch.no_grad():

@@ -33,7 +33,8 @@ def linear(
     (`torch.ops.mkldnn._linear_pointwise`, the one its compiler fuses into) the same product
     takes 2.0-2.6x less time from 64 rows up (Whisper's encoder, AST, wav2vec2); where that
     op is missing, or for autograd, it is posed as a 1x1 convolution over a channels-last
-    view (public API, 1.5-2.2x). float32 rounding either way (~5e-6 apart on unit data).
+    view (public API, 1.5-2.2x; at one thread torch itself sends that convolution to
+    im2col + MKL). float32 rounding either way (~5e-6 apart on unit data).
     Fewer float32 rows (decode steps) and other devices take `F.linear`; so do bfloat16 and
     float16, which torch already sends to oneDNN.
 
