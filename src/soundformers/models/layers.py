@@ -57,7 +57,8 @@ def linear(
     size = x.shape[-1]
     rows = x.numel() // size if size else 0
     cpu = x.device.type == "cpu"
-    if x.dtype == torch.float32 and weight.dtype == torch.float32:
+    fp32 = x.dtype == torch.float32 and weight.dtype == torch.float32
+    if fp32:
         if (
             rows < _ONEDNN_MIN_ROWS
             or rows * size <= _ONEDNN_MIN_INPUT  # torch would not pick oneDNN either
@@ -71,7 +72,7 @@ def linear(
     padded = -(-rows // row_bucket) * row_bucket
     if padded != rows:
         flat = F.pad(flat, (0, 0, 0, padded - rows))
-    if x.dtype != torch.float32:  # bfloat16/float16: torch's own product is oneDNN's already
+    if not fp32:  # bfloat16/float16: torch's own product is oneDNN's already
         return F.linear(flat, weight, bias)[:rows].reshape(*x.shape[:-1], weight.shape[0])
     tracked = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias)
