@@ -329,3 +329,21 @@ def test_bucketed_linear_is_the_plain_product(rows):
     got = StepLinear(weight, bias)(x)
     assert got.shape == (1, rows, 48)
     torch.testing.assert_close(got, F.linear(x, weight, bias), atol=0, rtol=2**-7)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8])
+def test_float_projection_of_several_rows_is_the_plain_product(rows):
+    """Several rows go through oneDNN against the column-major embedding, one through
+    MKL (`_threaded_linear`): the logits of F.linear either way."""
+    import soundformers.models.layers as layers
+    from soundformers.models.whisper.model import _float_projection
+
+    g = torch.Generator().manual_seed(rows)
+    weight = inference_layout({"decoder.token_embedding.weight": torch.randn(5000, 64)},
+                              torch.float32)["decoder.token_embedding.weight"]  # fmt: skip
+    h = torch.randn(1, rows, 64, generator=g)
+    with torch.inference_mode(), torch.profiler.profile() as prof:
+        got = _float_projection(h, weight)
+    ops = {e.key for e in prof.key_averages()}
+    assert ("mkldnn::_linear_pointwise" in ops) == (rows > 1 and layers._POINTWISE)
+    torch.testing.assert_close(got, F.linear(h, weight), rtol=1e-5, atol=1e-4)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...generation.cache import StaticKVCache
-from ..layers import Linear, embedding, linear
+from ..layers import Linear, embedding, linear, onednn_product
 from .config import WhisperConfig
 
 __all__ = ["CrossKV", "Whisper", "attention", "inference_layout", "sinusoids"]
@@ -551,7 +551,7 @@ class TextDecoder(nn.Module):
         if w.projection is not None:
             approx = w.projection(h).float()
         elif weight.dtype == torch.float32:
-            return _threaded_linear(h, weight)
+            return _float_projection(h, weight)
         else:
             approx = F.linear(h, weight).float()
         states = h.reshape(-1, h.shape[-1])
@@ -571,6 +571,18 @@ class TextDecoder(nn.Module):
             rows = self.token_embedding.weight.detach()[begin:].float().contiguous()
             self._exact_rows = kept = (signature, begin), rows
         return kept[1]
+
+
+def _float_projection(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Logits (B, T, V) of final-norm states h (B, T, D) against the float32 token embedding
+    (V, D), column-major: one row streams it fastest through MKL on every thread
+    (`_threaded_linear`), several rows (batches, beams) through oneDNN (2.9x at 8 rows)."""
+    rows = h.reshape(-1, h.shape[-1])
+    if len(rows) > 1 and rows.device.type == "cpu" and not torch.is_grad_enabled():
+        logits = onednn_product(rows.contiguous(), weight)
+        if logits is not None:
+            return logits.view(*h.shape[:-1], -1)
+    return _threaded_linear(h, weight)
 
 
 def _row_errors(weight: torch.Tensor, quantized: StepLinear) -> torch.Tensor:
