@@ -108,6 +108,11 @@ _ONEDNN_MIN_ROWS = 64  # below, MKL's product is as fast (measured at 1-32 rows)
 _ONEDNN_MIN_INPUT = 20480
 
 
+# the `row_bucket` of models whose lengths vary from call to call (wav2vec2's frames, CLAP's
+# text tokens, Whisper's decoder passes): at most 63 padding rows, a few dozen shapes
+VARYING_ROWS = 64
+
+
 class Linear(nn.Linear):
     """`nn.Linear` whose forward is `linear` (oneDNN for many float32 rows); same parameters,
     same checkpoint names.

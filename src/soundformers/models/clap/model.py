@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import Linear, embedding
+from ..layers import VARYING_ROWS, Linear, embedding
 from ..wav2vec2.model import activation
 from .config import ClapAudioConfig, ClapConfig, ClapTextConfig
 
@@ -39,9 +39,9 @@ class Projection(nn.Module):
 
 # --------------------------------------------------------------------------- text: RoBERTa
 
-# texts have any number of tokens: float32 products pad their rows to a multiple of this
-# (`layers.linear`: oneDNN compiles a few shapes, not one per length); audio shapes are fixed
-TEXT_ROW_BUCKET = 64
+# texts have any number of tokens: float32 products pad their rows (`layers.linear`: oneDNN
+# compiles a few shapes, not one per length); audio shapes are fixed
+TEXT_ROW_BUCKET = VARYING_ROWS
 
 
 class TextAttention(nn.Module):

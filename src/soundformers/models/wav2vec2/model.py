@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import Linear
+from ..layers import VARYING_ROWS, Linear
 from .config import Wav2Vec2Config
 
 __all__ = [
@@ -23,9 +23,9 @@ __all__ = [
     "activation",
 ]
 
-# frames per clip vary: the float32 products pad their rows to a multiple of this, so that
-# oneDNN compiles a few shapes, not one per clip length (`layers.linear`)
-ROW_BUCKET = 64
+# frames per clip vary: the float32 products pad their rows, so that oneDNN compiles a few
+# shapes, not one per clip length (`layers.linear`)
+ROW_BUCKET = VARYING_ROWS
 
 _ACTIVATIONS = {
     "gelu": nn.GELU,

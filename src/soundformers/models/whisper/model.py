@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...generation.cache import StaticKVCache
-from ..layers import Linear, embedding, linear, onednn_product
+from ..layers import VARYING_ROWS, Linear, embedding, linear, onednn_product
 from .config import WhisperConfig
 
 __all__ = ["CrossKV", "Whisper", "attention", "inference_layout", "sinusoids"]
@@ -202,7 +202,7 @@ class ResidualAttentionBlock(nn.Module):
 
     def __init__(self, n_state: int, n_head: int, cross_attention: bool = False) -> None:
         super().__init__()
-        bucket = _DECODER_ROW_BUCKET if cross_attention else 1  # the decoder's T varies
+        bucket = VARYING_ROWS if cross_attention else 1  # the decoder's T varies
         self.attn = MultiHeadAttention(n_state, n_head, bucket, bucket)
         self.attn_ln = LayerNorm(n_state, eps=LAYER_NORM_EPS)
         # cross-attention keys and values: the encoder's 1500 positions, a fixed shape
@@ -238,7 +238,6 @@ class ResidualAttentionBlock(nn.Module):
 
 
 _MLP_ROWS = 2048
-_DECODER_ROW_BUCKET = 64
 
 
 def _strided_conv_as_linear(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
