@@ -332,18 +332,24 @@ def test_bucketed_linear_is_the_plain_product(rows):
 
 
 @pytest.mark.parametrize("rows", [1, 3, 8])
-def test_float_projection_of_several_rows_is_the_plain_product(rows):
-    """Several rows go through oneDNN against the column-major embedding, one through
-    MKL (`_threaded_linear`): the logits of F.linear either way."""
+@pytest.mark.parametrize("layout", ["column-major", "row-major"])
+def test_float_step_product_is_the_plain_product(rows, layout):
+    """A float32 step's products (the column-major embedding, the row-major layer weights)
+    go through oneDNN at any row count: the result of F.linear either way."""
     import soundformers.models.layers as layers
-    from soundformers.models.whisper.model import _float_projection
+    from soundformers.models.whisper.model import _float_step_product
 
     g = torch.Generator().manual_seed(rows)
-    weight = inference_layout({"decoder.token_embedding.weight": torch.randn(5000, 64)},
-                              torch.float32)["decoder.token_embedding.weight"]  # fmt: skip
+    weight = torch.randn(5000, 64, generator=g)
+    if layout == "column-major":
+        weight = inference_layout({"decoder.token_embedding.weight": weight},
+                                  torch.float32)["decoder.token_embedding.weight"]  # fmt: skip
+    bias = torch.randn(5000, generator=g) if layout == "row-major" else None
     h = torch.randn(1, rows, 64, generator=g)
     with torch.inference_mode(), torch.profiler.profile() as prof:
-        got = _float_projection(h, weight)
+        got = _float_step_product(h, weight, bias)
     ops = {e.key for e in prof.key_averages()}
-    assert ("mkldnn::_linear_pointwise" in ops) == (rows > 1 and layers._POINTWISE)
-    torch.testing.assert_close(got, F.linear(h, weight), rtol=1e-5, atol=1e-4)
+    assert ("mkldnn::_linear_pointwise" in ops) == layers._POINTWISE
+    torch.testing.assert_close(got, F.linear(h, weight, bias), rtol=1e-5, atol=1e-4)
+    # the fallback: MKL split over the threads
+    torch.testing.assert_close(_threaded_linear(h, weight, bias), got, rtol=1e-5, atol=1e-4)

@@ -117,7 +117,7 @@ class LogitRules:
             # force a timestamp when their total probability beats every text token: compared
             # on logits, as the softmax normaliser cancels out of both sides
             ts_mass = logits[:, self.ts_begin :].logsumexp(dim=-1)
-            text_max = logits[:, : self.ts_begin].max(dim=-1).values
+            text_max = logits[:, : self.ts_begin].amax(dim=-1)  # 6 us; max(): 29 us
             logits[:, : self.ts_begin].masked_fill_((ts_mass > text_max)[:, None], float("-inf"))
 
     def _timestamp_rules(
