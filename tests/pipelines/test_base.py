@@ -77,3 +77,27 @@ def test_errors_return_keeps_the_other_results():
 def test_bad_arguments_are_refused(kwargs):
     with pytest.raises((sf.SoundformersError, TypeError)):
         Loudness()(tone(), **kwargs)
+
+
+@pytest.mark.parametrize("was_enabled", [True, False])
+def test_the_collector_is_paused_while_a_model_loads_and_restored(monkeypatch, was_enabled):
+    import gc
+
+    from soundformers.pipelines import registry
+
+    seen = []
+
+    def load(name, **kwargs):
+        seen.append(gc.isenabled())
+        raise sf.ModelNotFoundError("no such model")
+
+    monkeypatch.setattr(registry, "_loader_for", lambda task, spec, name: "module:loader")
+    monkeypatch.setattr(registry, "_resolve", lambda spec, package: load)
+    (gc.enable if was_enabled else gc.disable)()
+    try:
+        with pytest.raises(sf.ModelNotFoundError):
+            sf.pipeline("automatic-speech-recognition", model="/nowhere/model")
+        assert seen == [False]  # off during the load
+        assert gc.isenabled() == was_enabled  # as before, even when the load failed
+    finally:
+        gc.enable()
