@@ -104,6 +104,27 @@ def test_whisper_long_form(long_speech, n_mels):
     )
 
 
+@pytest.mark.parametrize("frames", [3001, 6000, 7777])
+def test_whisper_long_signals_are_transformed_in_blocks(monkeypatch, frames):
+    """Past 3000 frames the STFT runs a block at a time (memory flat in the length), with
+    the features of one whole centred STFT, reflected ends included."""
+    from soundformers.audio import features
+
+    g = torch.Generator().manual_seed(frames)
+    audio = torch.randn(2, frames * 160 + 77, generator=g) * 0.1
+    seen = []
+    stft = torch.stft
+    monkeypatch.setattr(
+        torch, "stft", lambda x, *a, **k: seen.append(x.shape[-1]) or stft(x, *a, **k)
+    )
+    blocked = whisper_log_mel(audio, padding=None)
+    assert seen and max(seen) <= 3000 * 160 + 400 and len(seen) == -(-frames // 3000)
+    monkeypatch.setattr(features, "_MEL_BLOCK_FRAMES", 10**9)
+    whole = whisper_log_mel(audio, padding=None)
+    assert blocked.shape == whole.shape == (2, 80, frames)
+    torch.testing.assert_close(blocked, whole, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("n_mels", [80, 128])
 def test_whisper_ragged_batch(speech, n_mels):
     batch = [speech[0], speech[1][:20000], speech[2][:1234]]
