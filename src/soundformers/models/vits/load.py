@@ -180,7 +180,7 @@ def load_piper(
     state = convert_piper(graph, expected)
     model = assign_weights(model, state, dtype=dtype or torch.float32, device=device,
                            source=str(path))  # fmt: skip
-    model.dec.prepare_()
+    model.prepare_()
     _check_piper_json(voice, config, config_path)
     from ...text.phonemize import PiperFrontEnd
 
@@ -257,7 +257,7 @@ def from_pretrained(
         model = VitsModel(config)
     model = assign_weights(model, state, dtype=dtype or torch.float32, device=device,
                            source=source)  # fmt: skip
-    model.dec.prepare_()
+    model.prepare_()
     from ...text.phonemize import CharacterFrontEnd
 
     front_end = CharacterFrontEnd.from_folder(files.folder)

@@ -19,7 +19,7 @@ from .config import VitsConfig
 from .decoder import Generator
 from .duration import DurationPredictor, StochasticDurationPredictor
 from .flow import ResidualCouplingBlock
-from .layers import sequence_mask
+from .layers import Conv1d, sequence_mask
 from .text_encoder import TextEncoder
 
 __all__ = ["VitsModel", "VitsOutput"]
@@ -46,6 +46,17 @@ class VitsModel(nn.Module):
         self.dec = Generator(config)
         if config.n_speakers > 1:
             self.emb_g = embedding(config.n_speakers, config.gin_channels)
+
+    @torch.no_grad()
+    def prepare_(self) -> VitsModel:
+        """Build the fast inference forms of the current weights: packed oneDNN weights for
+        the convolutions (`layers.Conv1d.prepare_`) and the decoder's (`Generator.prepare_`).
+        Call once the weights are loaded and placed (again after changing them). Returns self."""
+        for module in self.modules():
+            if isinstance(module, Conv1d):
+                module.prepare_()
+        self.dec.prepare_()
+        return self
 
     def forward(
         self,

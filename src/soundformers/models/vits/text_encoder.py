@@ -33,8 +33,9 @@ class MultiHeadAttention(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """x: (B, C, T); attn_mask: (B, 1, T, T), 1 where attending is allowed."""
         b, c, t = x.shape
+        # (B, C, T) -> (B, T, H, D) -> (B, H, T, D); no copy for a channels-last conv output
         q, k, v = (
-            conv(x).view(b, self.n_heads, self.head_dim, t).transpose(2, 3)  # (B, H, T, D)
+            conv(x).transpose(1, 2).reshape(b, t, self.n_heads, self.head_dim).transpose(1, 2)
             for conv in (self.conv_q, self.conv_k, self.conv_v)
         )
         q = q / math.sqrt(self.head_dim)
@@ -52,7 +53,7 @@ class MultiHeadAttention(nn.Module):
         out = p @ v  # (B, H, T, D)
         rel_weights = F.pad(p, (self.window, self.window)).gather(-1, band)  # (B, H, T, 2w+1)
         out = out + rel_weights @ self.emb_rel_v
-        return self.conv_o(out.transpose(2, 3).reshape(b, c, t))
+        return self.conv_o(out.transpose(1, 2).reshape(b, t, c).transpose(1, 2))
 
 
 class FFN(nn.Module):
@@ -60,13 +61,19 @@ class FFN(nn.Module):
 
     def __init__(self, channels: int, filter_channels: int, kernel_size: int) -> None:
         super().__init__()
-        self.pad = ((kernel_size - 1) // 2, kernel_size // 2)
-        self.conv_1 = Conv1d(channels, filter_channels, kernel_size)
-        self.conv_2 = Conv1d(filter_channels, channels, kernel_size)
+        # odd kernels pad inside the convolutions; even ones one more on the right, by F.pad
+        odd = kernel_size % 2 == 1
+        self.pad = () if odd else ((kernel_size - 1) // 2, kernel_size // 2)
+        padding = kernel_size // 2 if odd else 0
+        self.conv_1 = Conv1d(channels, filter_channels, kernel_size, padding=padding)
+        self.conv_2 = Conv1d(filter_channels, channels, kernel_size, padding=padding)
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.conv_1(F.pad(x * x_mask, self.pad)))
-        return self.conv_2(F.pad(x * x_mask, self.pad)) * x_mask
+        x = torch.relu(self.conv_1(self.padded(x * x_mask)))
+        return self.conv_2(self.padded(x * x_mask)) * x_mask
+
+    def padded(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pad) if self.pad else x
 
 
 class Encoder(nn.Module):
