@@ -80,7 +80,11 @@ class LogitRules:
         always = suppress_ids(tokenizer, options, config)
         if self.timestamps:
             always.append(self.no_timestamps)
-        self.always = mask(always)
+        # ids, not a mask: index_fill_ writes ~100 logits where a vocabulary-wide masked_fill_
+        # reads 51 864 flags (3 against 15 us a step)
+        self.always = torch.tensor(
+            sorted({i for i in always if i < n_vocab}), dtype=torch.long, device=device
+        )
         begin = list(always)
         if options.suppress_blank:
             if config.begin_suppress_tokens is not None:
@@ -110,7 +114,7 @@ class LogitRules:
         if step == self.sample_begin:
             logits.masked_fill_(self.first, float("-inf"))
         else:
-            logits.masked_fill_(self.always, float("-inf"))
+            logits.index_fill_(1, self.always, float("-inf"))
             if self.timestamps:
                 self._timestamp_rules(logits, tokens, step, last_ts)
         if self.timestamps:
@@ -118,7 +122,7 @@ class LogitRules:
             # on logits, as the softmax normaliser cancels out of both sides
             ts_mass = logits[:, self.ts_begin :].logsumexp(dim=-1)
             text_max = logits[:, : self.ts_begin].amax(dim=-1)  # 6 us; max(): 29 us
-            logits[:, : self.ts_begin].masked_fill_((ts_mass > text_max)[:, None], float("-inf"))
+            _fill_rows(logits[:, : self.ts_begin], ts_mass > text_max)
 
     def _timestamp_rules(
         self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: torch.Tensor
@@ -133,8 +137,15 @@ class LogitRules:
         pair_open = last_was_ts & ~penultimate_was_ts  # -> timestamp or eot next
         timestamps = logits[:, self.ts_begin :]  # (N, n_timestamps) view
         timestamps.masked_fill_(pair_closed[:, None], float("-inf"))
-        logits[:, : self.eot].masked_fill_(pair_open[:, None], float("-inf"))
+        _fill_rows(logits[:, : self.eot], pair_open)
         # no decreasing timestamps; a segment may end where it began only right after opening
         # (rows without a timestamp yet have last_ts = -1: a negative floor forbids nothing)
         floor = torch.where(pair_open, last_ts, last_ts + 1) - self.ts_begin
         timestamps.masked_fill_(self.ts_offsets < floor[:, None], float("-inf"))
+
+
+def _fill_rows(logits: torch.Tensor, rows: torch.Tensor) -> None:
+    """`logits` (N, K) = -inf in the rows where `rows` (N,) bool is True, in place. Most steps
+    select no row: the check skips a pass over ~50 000 logits per row (15 us a step)."""
+    if bool(rows.any()):
+        logits.masked_fill_(rows[:, None], float("-inf"))
