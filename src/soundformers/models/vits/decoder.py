@@ -29,11 +29,49 @@ logger = logging.getLogger(__name__)
 
 CHUNK_ELEMENTS = 1 << 18  # batch * channels * samples per chunk and thread (1 MiB float32)
 MIN_CHUNK_PER_HALO = 64  # but chunks at least this many halos long (recomputed work <= 3%)
+MIN_WINDOW_PER_HALO = 8  # inference windows (`Generator.forward_windows`) from this many halos
+WINDOW_COST_PER_HALO = 4  # the fixed cost of a window (calls, their setup), in halos of work
+FRAME_BUCKET = 16  # and the first conv on a multiple of this many latent frames
 # Winograd for float32 convs with in_channels * kernel_size at least this (MMS: 256 x 7 and up,
 # 128 x 7 and up; Piper: 128 x 7): below, its transforms cost about what it saves
 WINOGRAD_MIN_WIDTH = 896
 WINOGRAD_TILE = 4  # outputs per tile, F(4, 4): 7 convolutions of k/4 taps for 4 of k taps
 WINOGRAD_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, -0.5)  # and infinity: 2 * TILE - 1 in all
+
+
+def window_sizes(elements: int, halo: int, rate: int) -> list[int]:
+    """The window lengths (output samples, halo aside) of one decoder level, longest first:
+    the smallest `MIN_WINDOW_PER_HALO` halos (a multiple of `rate`), then doubling up to the
+    chunk length (`CHUNK_ELEMENTS` per thread over `elements` = batch * channels)."""
+    smallest = -(-max(MIN_WINDOW_PER_HALO * halo, 1) // rate) * rate
+    longest = max(CHUNK_ELEMENTS * torch.get_num_threads() // elements, MIN_CHUNK_PER_HALO * halo)
+    sizes = [smallest]
+    while 2 * sizes[-1] <= longest:
+        sizes.append(2 * sizes[-1])
+    return sizes[::-1]
+
+
+def window_cover(length: int, sizes: Sequence[int], halo: int) -> list[tuple[int, int]]:
+    """(start, size) windows of `sizes` (longest first) that cover samples 0..length-1 back to
+    back: the longest while it fits, then the cheapest cover of the rest, where a window costs
+    its samples, its two halos and `WINDOW_COST_PER_HALO` halos of fixed cost."""
+    smallest, windows, start = sizes[-1], [], 0
+    while length - start >= sizes[0]:
+        windows.append((start, sizes[0]))
+        start += sizes[0]
+    units = -(-(length - start) // smallest)  # the rest, in smallest windows
+    # cost[u], pick[u]: cheapest cover of u units, and the size of its first window
+    cost, pick = [0.0] * (units + 1), [0] * (units + 1)
+    for u in range(1, units + 1):
+        cost[u] = float("inf")
+        for size in sizes:
+            c = size + (2 + WINDOW_COST_PER_HALO) * halo + cost[max(u - size // smallest, 0)]
+            if c < cost[u]:
+                cost[u], pick[u] = c, size
+    while units > 0:
+        windows.append((start, pick[units]))
+        start, units = start + pick[units], max(units - pick[units] // smallest, 0)
+    return windows
 
 
 def conv_nwc(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
@@ -86,6 +124,49 @@ _PACKED_CONV = (
     torch.backends.mkldnn.is_available()
     and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
     and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+)
+
+
+class PackedConvTranspose:
+    """A (1, k) ConvTranspose2d, stride (1, rate), no padding, on channels-last
+    (B, C_in, 1, T) float32 CPU tensors, with its weight in oneDNN's blocked layout (as
+    `PackedConv`). Also spares the short windows PyTorch's slow fallback (up to 17x slower)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, rate: int) -> None:
+        """weight: (C_in, C_out, 1, k); bias: (C_out,) or None."""
+        self.source = (weight.detach(), None if bias is None else bias.detach(), rate)
+        self.args = ([0, 0], [0, 0], [1, rate], [1, 1], 1)  # padding, output padding, ...
+        self.weight = torch.ops.mkldnn._reorder_convolution_transpose_weight(self.source[0],
+                                                                             *self.args)  # fmt: skip
+        self.bias = self.source[1]
+
+    def __reduce__(self) -> tuple[type[PackedConvTranspose], tuple]:
+        return PackedConvTranspose, self.source
+
+    @classmethod
+    def build(cls, weight: torch.Tensor, bias: torch.Tensor | None,
+              rate: int) -> PackedConvTranspose | None:  # fmt: skip
+        """A `PackedConvTranspose`, or None (with a warning) where this PyTorch cannot."""
+        if not (_PACKED_CONV_TRANSPOSE and weight.dtype == torch.float32
+                and weight.device.type == "cpu"):  # fmt: skip
+            return None
+        try:
+            return cls(weight, bias, rate)
+        except RuntimeError as e:
+            logger.warning("plain transposed convolutions: packing %s failed: %s", weight.shape, e)
+            return None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, 1, T) channels-last -> (B, C_out, 1, (T - 1) rate + k) channels-last."""
+        return torch.ops.mkldnn._convolution_transpose_pointwise(
+            x, self.weight, self.bias, *self.args, "none", [], None
+        )
+
+
+_PACKED_CONV_TRANSPOSE = (
+    torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, "_reorder_convolution_transpose_weight")
+    and hasattr(torch.ops.mkldnn, "_convolution_transpose_pointwise")
 )
 
 
@@ -241,6 +322,18 @@ class ResConv(nn.Conv1d):
         return conv_nwc(x, self)
 
 
+def mask_(x: torch.Tensor, valid: tuple[int, int] | None) -> torch.Tensor:
+    """Zero x (..., T) outside samples valid = (start, stop), in place; returns x.
+
+    A window that reaches past either end of the sequence is computed on zeros there, and
+    every convolution's output is masked so: each layer then sees zeros past the ends, as
+    the whole sequence's zero padding gives it, and the window's samples come out the same."""
+    if valid is not None:
+        x[..., : valid[0]] = 0
+        x[..., valid[1] :] = 0
+    return x
+
+
 def _radius(conv: nn.Conv1d) -> int:
     return conv.dilation[0] * (conv.kernel_size[0] - 1) // 2
 
@@ -265,11 +358,13 @@ class ResBlock1(nn.Module):
         """Samples on each side that one output sample depends on."""
         return sum(_radius(c) for c in [*self.convs1, *self.convs2])
 
-    def forward(self, x: torch.Tensor, x_act: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, 1, T) channels-last; x_act: leaky_relu(x) (shared by parallel blocks)."""
+    def forward(self, x: torch.Tensor, x_act: torch.Tensor,
+                valid: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
+        """x: (B, C, 1, T) channels-last; x_act: leaky_relu(x) (shared by parallel blocks);
+        valid: the samples inside the sequence, if not all (see `mask_`)."""
         for c1, c2 in zip(self.convs1, self.convs2):
-            h = F.leaky_relu(c1.forward_nwc(x_act), self.slope)
-            x = c2.forward_nwc(h).add_(x)
+            h = F.leaky_relu(mask_(c1.forward_nwc(x_act), valid), self.slope)
+            x = mask_(c2.forward_nwc(h), valid).add_(x)
             x_act = F.leaky_relu(x, self.slope)
         return x
 
@@ -290,11 +385,13 @@ class ResBlock2(nn.Module):
         """Samples on each side that one output sample depends on."""
         return sum(_radius(c) for c in self.convs)
 
-    def forward(self, x: torch.Tensor, x_act: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, 1, T) channels-last; x_act: leaky_relu(x) (shared by parallel blocks)."""
+    def forward(self, x: torch.Tensor, x_act: torch.Tensor,
+                valid: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
+        """x: (B, C, 1, T) channels-last; x_act: leaky_relu(x) (shared by parallel blocks);
+        valid: the samples inside the sequence, if not all (see `mask_`)."""
         last = len(self.convs) - 1
         for i, conv in enumerate(self.convs):
-            x = conv.forward_nwc(x_act).add_(x)
+            x = mask_(conv.forward_nwc(x_act), valid).add_(x)
             if i < last:
                 x_act = F.leaky_relu(x, self.slope)
         return x
@@ -335,11 +432,15 @@ class Generator(nn.Module):
                 w.data = w.data.transpose(1, 2).contiguous().transpose(1, 2)
             if isinstance(module, ResConv):
                 module.prepare_()
+        for up in self.ups:
+            up.packed = PackedConvTranspose.build(up.weight.unsqueeze(2), up.bias, up.stride[0])
         return self
 
     def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, inter, T) latent frames; g: (B, gin, 1) speaker embedding or None.
         Returns (B, 1, T * hop) in [-1, 1]."""
+        if x.device.type == "cpu" and not torch.is_grad_enabled():
+            return self.forward_windows(x, g)
         x = conv_nwc(x.unsqueeze(2).contiguous(memory_format=torch.channels_last), self.conv_pre)
         if g is not None:
             x = x + self.cond(g).unsqueeze(2)
@@ -351,6 +452,75 @@ class Generator(nn.Module):
             # the next layer sees leaky_relu(mean of the blocks); the last one with slope 0.01
             x = self.resblocks_mean(x, blocks, 0.01 if i == last else self.slope)
         return torch.tanh(conv_post_nwc(x, self.conv_post))
+
+    def forward_windows(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
+        """`forward` for inference, in windows whose lengths come from a small fixed set.
+
+        oneDNN builds a convolution for each new input shape, which costs about as much as
+        running it: a decoder run at a new length took 2.5x as long as one at a known length.
+        Here every convolution sees one of a few lengths, whatever the sentence's: the first
+        conv a multiple of `FRAME_BUCKET` frames, and each upsampling with its residual blocks
+        windows of `window_sizes` (the last window reaching past the end, zero-masked there).
+        """
+        b, _, frames = x.shape
+        padded = -(-frames // FRAME_BUCKET) * FRAME_BUCKET
+        x = F.pad(x, (0, padded - frames)).unsqueeze(2)
+        x = conv_nwc(x.contiguous(memory_format=torch.channels_last), self.conv_pre)
+        if g is not None:
+            x = x + self.cond(g).unsqueeze(2)
+        x = F.leaky_relu(x, self.slope)  # past `frames`: not read
+        length, last = frames, len(self.ups) - 1
+        for i, up in enumerate(self.ups):
+            blocks = self.resblocks[i * self.n_kernels : (i + 1) * self.n_kernels]
+            x, length = self.level_windows(x, length, up, blocks, 0.01 if i == last else self.slope)
+        return torch.tanh(conv_post_nwc(x[..., :length], self.conv_post))
+
+    def level_windows(self, x: torch.Tensor, length: int, up: nn.ConvTranspose1d,
+                      blocks: Sequence[nn.Module], slope: float) -> tuple[torch.Tensor, int]:  # fmt: skip
+        """One upsampling and the leaky_relu(mean of its residual blocks), window by window.
+
+        Args:
+            x: (B, C, 1, T >= length) channels-last; samples from `length` on are ignored.
+            length: samples of x in the sequence.
+            up: the transposed convolution.
+            blocks: the parallel residual blocks after it.
+            slope: of the closing leaky ReLU.
+
+        Returns:
+            (B, C', 1, T') channels-last, T' >= its length (zeros between), and that length.
+        """
+        rate, k, pad = up.stride[0], up.kernel_size[0], up.padding[0]
+        out_length = (length - 1) * rate - 2 * pad + k
+        b, c = x.shape[0], up.out_channels
+        # halo: samples each side an output sample depends on, in whole input samples
+        halo = -(-max(block.radius for block in blocks) // rate) * rate
+        taps = -(-k // rate)  # input samples each side that a window's upsampling reads
+        windows = window_cover(out_length, window_sizes(b * c, halo, rate), halo)
+        end = windows[-1][0] + windows[-1][1]
+        left = halo // rate + taps  # input sample i is x[..., left + i], zeros around
+        rows = F.pad(x[..., :length].squeeze(2).transpose(1, 2),
+                     (0, 0, left, (end + halo) // rate + taps - length))  # fmt: skip
+        x = rows.transpose(1, 2).unsqueeze(2)  # (B, C, 1, T) channels-last
+        out = torch.empty(b, end, 1, c, dtype=x.dtype, device=x.device).permute(0, 3, 2, 1)
+        weight, skip, n = up.weight.unsqueeze(2), taps * rate + pad, len(blocks)
+        packed = getattr(up, "packed", None)
+        for start, size in windows:
+            lo, hi = start - halo, start + size + halo  # output samples of the window
+            # the transposed conv of input samples lo / rate - taps .. hi / rate + taps (no
+            # padding), from which output sample lo is sample `skip`
+            y = x[..., start // rate : (hi - lo) // rate + start // rate + 2 * taps]
+            if packed is not None and y.dtype == torch.float32:
+                y = packed(y)
+            else:
+                y = F.conv_transpose2d(y, weight, up.bias, (1, rate))
+            y = y[..., skip : skip + hi - lo]
+            valid = None
+            if lo < 0 or hi > out_length:
+                valid = (max(-lo, 0), min(hi, out_length) - lo)
+                mask_(y, valid)
+            y = self._blocks_sum(y, blocks, valid)[..., halo : halo + size]
+            torch._C._nn.leaky_relu(y.div_(n), slope, out=out[..., start : start + size])
+        return out, out_length
 
     def resblocks_mean(
         self, x: torch.Tensor, blocks: Sequence[nn.Module], slope: float
@@ -385,9 +555,10 @@ class Generator(nn.Module):
             x[..., pending[0] :] = pending[1]
         return x
 
-    def _blocks_sum(self, x: torch.Tensor, blocks: Sequence[nn.Module]) -> torch.Tensor:
+    def _blocks_sum(self, x: torch.Tensor, blocks: Sequence[nn.Module],
+                    valid: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
         x_act = F.leaky_relu(x, self.slope)
-        total = blocks[0](x, x_act)
+        total = blocks[0](x, x_act, valid)
         for block in blocks[1:]:
-            total = total.add_(block(x, x_act))
+            total = total.add_(block(x, x_act, valid))
         return total
