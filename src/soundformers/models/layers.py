@@ -35,8 +35,10 @@ def linear(
     op is missing, or for autograd, it is posed as a 1x1 convolution over a channels-last
     view (public API, 1.5-2.2x; at one thread torch itself sends that convolution to
     im2col + MKL). float32 rounding either way (~5e-6 apart on unit data).
-    Fewer float32 rows (decode steps) and other devices take `F.linear`; so do bfloat16 and
-    float16, which torch already sends to oneDNN.
+    Fewer float32 rows and other devices take `F.linear`; so do bfloat16 and float16, which
+    torch already sends to oneDNN. (Whisper's decode step, whose weights arrive cold from
+    memory at every token, calls `onednn_product` itself at any row count: there oneDNN
+    streams them on every thread where MKL uses one.)
 
     oneDNN keeps a compiled primitive per shape (~0.6-1.5 MB each, up to 1024 of them), so
     callers whose row counts vary from call to call (audio of any length) give a
