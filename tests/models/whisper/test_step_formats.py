@@ -353,3 +353,22 @@ def test_float_step_product_is_the_plain_product(rows, layout):
     torch.testing.assert_close(got, F.linear(h, weight, bias), rtol=1e-5, atol=1e-4)
     # the fallback: MKL split over the threads
     torch.testing.assert_close(_threaded_linear(h, weight, bias), got, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("tokens", [1, 5])
+def test_packed_bfloat16_map_is_the_plain_product(tokens):
+    """A bfloat16 step map keeps its weight packed for oneDNN (where this torch can): the
+    products of F.linear, bit for bit, for a step's row and a prompt's padded rows."""
+    from soundformers.models.whisper import model as model_module
+
+    g = torch.Generator().manual_seed(tokens)
+    weight = torch.randn(96, 64, generator=g).to(torch.bfloat16)
+    bias = torch.randn(96, generator=g).to(torch.bfloat16)
+    x = torch.randn(2, tokens, 64, generator=g).to(torch.bfloat16)
+    step_map = StepLinear.plain(weight, bias)
+    assert (step_map.packed is not None) == model_module._PACKED_LINEAR
+    with torch.inference_mode():
+        got = step_map(x)
+    assert got.shape == (2, tokens, 96) and got.dtype == torch.bfloat16
+    assert torch.equal(got, F.linear(x, weight, bias))
+    assert StepLinear.plain(weight.float()).packed is None  # float32 keeps its own path
