@@ -372,3 +372,26 @@ def test_packed_bfloat16_map_is_the_plain_product(tokens):
     assert got.shape == (2, tokens, 96) and got.dtype == torch.bfloat16
     assert torch.equal(got, F.linear(x, weight, bias))
     assert StepLinear.plain(weight.float()).packed is None  # float32 keeps its own path
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_model_that_decoded_copies_and_pickles(tiny_english, dtype):
+    """The step's derived weights (packed bfloat16 ones are opaque oneDNN tensors) stay out
+    of copies and pickles; the copy derives its own and decodes the same."""
+    import copy
+    import io
+
+    model = load_model(tiny_english.folder, dtype=dtype).model
+    tokens, pos = torch.tensor([[50257, 50362, 400, 262]]), torch.arange(4)
+
+    def logits(m):
+        with torch.inference_mode():
+            kv = m.cross_kv(m.encode(_mel(1).to(dtype)))
+            return m.decode_step(tokens, kv, m.new_cache(1, 8), pos)
+
+    expected = logits(model)  # derives (and, in bfloat16, packs) the step weights
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    for other in [copy.deepcopy(model), torch.load(buffer, weights_only=False)]:
+        torch.testing.assert_close(logits(other), expected, atol=0, rtol=0)

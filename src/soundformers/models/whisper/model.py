@@ -402,6 +402,14 @@ class TextDecoder(nn.Module):
         self._step_weights: StepWeights | None = None
         self._exact_rows: tuple[tuple, torch.Tensor] | None = None  # see `_float_rows`
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the step's derived weights (rebuilt on the next step):
+        they are copies of the parameters, and packed bfloat16 ones are opaque oneDNN tensors
+        that can be neither copied nor pickled."""
+        state = super().__getstate__()
+        state["_step_weights"] = state["_exact_rows"] = None
+        return state
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Final norm, then the output projection tied to the token embedding: (B, T, V) float32."""
         return F.linear(self.ln(x), self.token_embedding.weight).float()
