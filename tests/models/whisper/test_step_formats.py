@@ -17,6 +17,7 @@ from soundformers.models.whisper.model import (
     inference_layout,
     refine_logits,
 )
+from tests.conftest import copies
 
 from .test_parity import _mel
 
@@ -359,14 +360,14 @@ def test_float_step_product_is_the_plain_product(rows, layout):
 def test_packed_bfloat16_map_is_the_plain_product(tokens):
     """A bfloat16 step map keeps its weight packed for oneDNN (where this torch can): the
     products of F.linear, bit for bit, for a step's row and a prompt's padded rows."""
-    from soundformers.models.whisper import model as model_module
+    from soundformers.models import layers
 
     g = torch.Generator().manual_seed(tokens)
     weight = torch.randn(96, 64, generator=g).to(torch.bfloat16)
     bias = torch.randn(96, generator=g).to(torch.bfloat16)
     x = torch.randn(2, tokens, 64, generator=g).to(torch.bfloat16)
     step_map = StepLinear.plain(weight, bias)
-    assert (step_map.packed is not None) == model_module._PACKED_LINEAR
+    assert (step_map.packed is not None) == (layers.pack_linear_weight(weight) is not None)
     with torch.inference_mode():
         got = step_map(x)
     assert got.shape == (2, tokens, 96) and got.dtype == torch.bfloat16
@@ -378,9 +379,6 @@ def test_packed_bfloat16_map_is_the_plain_product(tokens):
 def test_a_model_that_decoded_copies_and_pickles(tiny_english, dtype):
     """The step's derived weights (packed bfloat16 ones are opaque oneDNN tensors) stay out
     of copies and pickles; the copy derives its own and decodes the same."""
-    import copy
-    import io
-
     model = load_model(tiny_english.folder, dtype=dtype).model
     tokens, pos = torch.tensor([[50257, 50362, 400, 262]]), torch.arange(4)
 
@@ -390,8 +388,5 @@ def test_a_model_that_decoded_copies_and_pickles(tiny_english, dtype):
             return m.decode_step(tokens, kv, m.new_cache(1, 8), pos)
 
     expected = logits(model)  # derives (and, in bfloat16, packs) the step weights
-    buffer = io.BytesIO()
-    torch.save(model, buffer)
-    buffer.seek(0)
-    for other in [copy.deepcopy(model), torch.load(buffer, weights_only=False)]:
+    for other in copies(model):
         torch.testing.assert_close(logits(other), expected, atol=0, rtol=0)

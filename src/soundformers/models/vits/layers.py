@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import onednn_product, pack_linear_weight
+
 __all__ = ["Conv1d", "Flip", "LayerNorm", "PackedLinear", "sequence_mask"]
 
 logger = logging.getLogger(__name__)
@@ -25,42 +27,35 @@ MATMUL_MIN_CHANNELS = 64
 
 
 class PackedLinear:
-    """`rows @ weight.T + bias` for float32 CPU rows, with the weight stored in oneDNN's blocked
-    layout: no call reorders it. Unlike a convolution's (`decoder.PackedConv`), a product's
-    blocked layout does not depend on the number of rows: one packing suits every length.
+    """`rows @ weight.T + bias` for float32 CPU rows, with the weight packed in oneDNN's
+    blocked layout (`models.layers.pack_linear_weight`): no call reorders it, and one packing
+    suits every length.
 
-    Inference only (no autograd), through `torch.ops.mkldnn`; `PackedLinear.build` returns
-    None where it is missing. The packed weight is an opaque oneDNN tensor, which cannot be
-    copied or pickled: its owner rebuilds it instead (`Conv1d.__getstate__`), so that no
-    second dense copy of the weight is kept for the purpose.
+    Inference only (no autograd); `PackedLinear.build` returns None where torch cannot pack.
+    The packed weight cannot be copied or pickled: its owner rebuilds it instead
+    (`Conv1d.__getstate__`), so that no second dense copy of the weight is kept for it.
     """
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
-        """weight: (out, in); bias: (out,) or None."""
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
+    def __init__(self, packed: torch.Tensor, bias: torch.Tensor | None) -> None:
+        """packed: from `pack_linear_weight`; bias: (out,) or None."""
+        self.weight = packed
         self.bias = None if bias is None else bias.detach()
 
     @classmethod
     def build(cls, weight: torch.Tensor, bias: torch.Tensor | None) -> PackedLinear | None:
-        """A `PackedLinear`, or None (with a warning) where this PyTorch cannot make one."""
-        if not (_PACKED_LINEAR and weight.dtype == torch.float32 and weight.device.type == "cpu"):
+        """A `PackedLinear` of weight (out, in), or None (with a warning) where this PyTorch
+        cannot make one."""
+        if weight.dtype != torch.float32 or weight.device.type != "cpu":
             return None
-        try:
-            return cls(weight, bias)
-        except RuntimeError as e:
-            logger.warning("plain products: packing a %s weight failed: %s", weight.shape, e)
+        packed = pack_linear_weight(weight)
+        if packed is None:
+            logger.warning("plain products: cannot pack a %s weight", tuple(weight.shape))
             return None
+        return cls(packed, bias)
 
-    def __call__(self, rows: torch.Tensor) -> torch.Tensor:
-        """rows: (M, in) float32 -> (M, out)."""
-        return torch.ops.mkldnn._linear_pointwise(rows, self.weight, self.bias, "none", [], "")
-
-
-_PACKED_LINEAR = (
-    torch.backends.mkldnn.is_available()
-    and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
-    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-)
+    def __call__(self, rows: torch.Tensor) -> torch.Tensor | None:
+        """rows: (M, in) float32 -> (M, out); None where the op fails."""
+        return onednn_product(rows, self.weight, self.bias)
 
 
 class Conv1d(nn.Conv1d):
@@ -125,7 +120,9 @@ class Conv1d(nn.Conv1d):
         if not (x.dtype == torch.float32 and x.device.type == "cpu" and inference):
             return super().forward(x)
         if self.packed is not None:
-            return self.forward_rows(x, self.packed)
+            y = self.forward_rows(x, self.packed)
+            if y is not None:
+                return y
         if self.depthwise_nwc:
             return self.forward_depthwise(x)
         if (
@@ -144,9 +141,9 @@ class Conv1d(nn.Conv1d):
                      (1, self.dilation[0]), self.groups)  # fmt: skip
         return y.squeeze(2)
 
-    def forward_rows(self, x: torch.Tensor, product: PackedLinear) -> torch.Tensor:
+    def forward_rows(self, x: torch.Tensor, product: PackedLinear) -> torch.Tensor | None:
         """The convolution as one matrix product of time windows.
-        x: (B, C_in, T) -> channels-last (B, C_out, T')."""
+        x: (B, C_in, T) -> channels-last (B, C_out, T'); None where the product fails."""
         b, c, _ = x.shape
         k, d, p = self.kernel_size[0], self.dilation[0], self.padding[0]
         rows = x.transpose(1, 2)  # (B, T, C_in)
@@ -158,7 +155,7 @@ class Conv1d(nn.Conv1d):
             rows = rows.as_strided((b, t_out, k, c), (rows.stride(0), c, d * c, 1),
                                    rows.storage_offset())  # fmt: skip
         y = product(rows.reshape(b * t_out, k * c))  # (B T', C_out)
-        return y.view(b, t_out, -1).transpose(1, 2)
+        return None if y is None else y.view(b, t_out, -1).transpose(1, 2)
 
 
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch, "mkldnn_convolution")

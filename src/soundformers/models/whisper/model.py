@@ -18,7 +18,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...generation.cache import StaticKVCache
-from ..layers import VARYING_ROWS, Linear, embedding, linear, onednn_product
+from ..layers import (
+    VARYING_ROWS,
+    Linear,
+    embedding,
+    linear,
+    onednn_product,
+    pack_linear_weight,
+)
 from .config import WhisperConfig
 
 __all__ = ["CrossKV", "Whisper", "attention", "inference_layout", "sinusoids"]
@@ -308,7 +315,9 @@ class StepLinear(NamedTuple):
         ~0.6 MB kept in its cache of 1024), and prompts take any length up to 224 tokens.
         """
         if self.packed is not None:
-            return _packed_product(x, self.packed, self.bias)
+            y = _packed_product(x, self.packed, self.bias)
+            if y is not None:
+                return y
         if self.scales is None:
             if x.shape[1] > 1:
                 return linear(x, self.weight, self.bias, row_bucket=_PROMPT_ROW_BUCKET)
@@ -327,12 +336,7 @@ class StepLinear(NamedTuple):
         would on the packed weight (tiny.en's 40 MB projection: 1.50 against 0.48 ms; the
         layer maps 1.7x), with the same result. The packed copy costs the weight's size again.
         """
-        packed = None
-        if weight.dtype == torch.bfloat16 and weight.device.type == "cpu" and _PACKED_LINEAR:
-            try:
-                packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous())
-            except RuntimeError:  # another torch's signature: the dense product
-                packed = None
+        packed = pack_linear_weight(weight) if weight.dtype == torch.bfloat16 else None
         return cls(weight, bias, None, packed)
 
     @classmethod
@@ -630,21 +634,16 @@ def _float_step_product(
 
 def _packed_product(
     x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
-    """x (B, T, in) bfloat16 times a packed weight (`StepLinear.plain`) -> (B, T, out).
-    A prompt's rows are padded to a multiple of `_PROMPT_ROW_BUCKET` (a oneDNN primitive per
-    row count, as in `StepLinear.__call__`)."""
+) -> torch.Tensor | None:
+    """x (B, T, in) bfloat16 times a packed weight (`StepLinear.plain`) -> (B, T, out), or
+    None where the op fails. A prompt's rows are padded to a multiple of
+    `_PROMPT_ROW_BUCKET` (a oneDNN primitive per row count, as in `StepLinear.__call__`)."""
     rows = x.reshape(-1, x.shape[-1])
     n = len(rows)
     if x.shape[1] > 1:
         rows = F.pad(rows, (0, 0, 0, -(-n // _PROMPT_ROW_BUCKET) * _PROMPT_ROW_BUCKET - n))
-    y = torch.ops.mkldnn._linear_pointwise(rows.contiguous(), packed, bias, "none", [], "")
-    return y[:n].view(*x.shape[:-1], -1)
-
-
-_PACKED_LINEAR = hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and hasattr(
-    torch.ops.mkldnn, "_linear_pointwise"
-)
+    y = onednn_product(rows.contiguous(), packed, bias)
+    return None if y is None else y[:n].view(*x.shape[:-1], -1)
 
 
 def _row_errors(weight: torch.Tensor, quantized: StepLinear) -> torch.Tensor:
