@@ -23,3 +23,17 @@ def fixture_path(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return fixture_path()
+
+
+def copies(obj: object) -> list:
+    """A `copy.deepcopy` of `obj` and a `torch.save` / `torch.load` round trip of it: modules
+    holding packed oneDNN weights must rebuild them in both."""
+    import copy
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    return [copy.deepcopy(obj), torch.load(buffer, weights_only=False)]

@@ -3,14 +3,12 @@ HiFi-GAN decoder, the decoder's last conv, and the oneDNN convolutions."""
 
 from __future__ import annotations
 
-import copy
-import io
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from soundformers.models.vits import VitsConfig, decoder, layers
+from tests.conftest import copies
 
 
 def small_config(resblock: str) -> VitsConfig:
@@ -193,11 +191,8 @@ def test_prepared_decoder_copies_and_pickles(packed, monkeypatch):
     monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
     torch.manual_seed(9)
     dec = decoder.Generator(small_config("2")).eval().prepare_()
-    buffer = io.BytesIO()
-    torch.save(dec, buffer)
-    buffer.seek(0)
     x = torch.randn(1, 8, 30)
     with torch.inference_mode():
         expected = dec(x)
-        for other in [copy.deepcopy(dec), torch.load(buffer, weights_only=False)]:
+        for other in copies(dec):
             torch.testing.assert_close(other(x), expected, atol=1e-6, rtol=1e-5)
