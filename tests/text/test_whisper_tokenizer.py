@@ -111,3 +111,35 @@ def test_vocabulary_mismatch_is_reported(tmp_path):
         WhisperTokenizer.from_folder(tmp_path)
     with pytest.raises(CheckpointError, match="no tokenizer.json"):
         WhisperTokenizer.from_folder(tmp_path / "absent")
+
+
+def test_decode_matches_tokenizers_on_random_ids(bundled):
+    """Our byte-level decoding equals the `tokenizers` library's, specials and broken UTF-8
+    (ids below 300 are single bytes, mostly halves of characters) included."""
+    import random
+
+    _, _, tok = bundled
+    rng = random.Random(0)
+    for n in range(1500):
+        top = 300 if n % 3 == 0 else tok.vocab_size
+        ids = [rng.randrange(top) for _ in range(rng.randrange(1, 12))]
+        assert tok._decode(ids) == tok._tok.decode(ids, skip_special_tokens=False), ids
+
+
+def test_tokenizer_json_is_read_at_the_first_encode(tmp_path):
+    """With a complete vocabulary.txt, loading, ids and decoding never read tokenizer.json;
+    the first `encode` does, and checks it against the vocabulary then."""
+    folder = _folder("whisper-tiny.en")
+    tok = WhisperTokenizer.from_folder(folder)
+    assert tok.decode(tok.sot_sequence() + (383, 2068, tok.eot)) == " The quick"
+    assert tok.vocab_size == 51864 and tok.no_speech == 50361 and len(tok.language_codes) == 99
+    assert "_tok" not in vars(tok)
+    assert tok.encode(" The quick") == [383, 2068] and "_tok" in vars(tok)
+
+    (tmp_path / "tokenizer.json").write_bytes((folder / "tokenizer.json").read_bytes())
+    lines = (folder / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    lines[50300] = "<|xx|>"  # a language token: the vocabulary alone still looks whole
+    (tmp_path / "vocabulary.txt").write_text("\n".join(lines), encoding="utf-8")
+    tok = WhisperTokenizer.from_folder(tmp_path)
+    with pytest.raises(CheckpointError, match="token 50300"):
+        tok.encode(" hello")

@@ -1,8 +1,14 @@
-"""Whisper's byte-level BPE tokenizer and special tokens, through the `tokenizers` library.
+"""Whisper's byte-level BPE tokenizer and special tokens.
 
 Reads a Hugging Face `tokenizer.json`. The CTranslate2 packages ship an old one whose added
 tokens stop at `<|notimestamps|>`: the 1501 timestamp tokens `<|0.00|>` ... `<|30.00|>` are
 appended here, and checked against the package's `vocabulary.txt` when present.
+
+Ids become text here, from the vocabulary (GPT-2's byte-to-character alphabet reversed); text
+becomes ids through the `tokenizers` library. With a complete `vocabulary.txt` beside it
+(CTranslate2's folders), `tokenizer.json` is read only when text is first encoded (a prompt,
+a prefix): building its 50 000 merges takes 60-75 ms, half of what loading tiny.en takes
+besides `import torch`, and plain transcription never encodes.
 
 Special ids are looked up by name, never assumed: English-only and multilingual vocabularies
 differ by one (`<|endoftext|>` is 50256 in tiny.en, 50257 in base).
@@ -11,7 +17,7 @@ differ by one (`<|endoftext|>` is 50256 in tiny.en, 50257 in base).
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +36,20 @@ _NON_SPEECH_SYMBOLS = list('"#()*+/:;<=>@[\\]^_`{|}~「」『』') + (
     "<< >> <<< >>> -- --- -( -[ (' (\" (( )) ((( ))) [[ ]] {{ }} ♪♪ ♪♪♪".split()
 )
 _MUSIC_SYMBOLS = list("♩♪♫♬♭♮♯")  # suppressed even when they take several tokens
+
+
+def _byte_of_char() -> dict[str, int]:
+    """GPT-2's byte-level alphabet reversed: the character standing for each byte -> the byte.
+    Printable Latin-1 bytes stand for themselves; the other 68 take 256, 257, ... in order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    others = [b for b in range(256) if b not in printable]
+    return {
+        **{chr(b): b for b in printable},
+        **{chr(256 + n): b for n, b in enumerate(others)},
+    }
+
+
+_BYTE_OF_CHAR = _byte_of_char()
 
 
 @dataclass(frozen=True)
@@ -53,45 +73,66 @@ class WhisperTokenizer:
     """Text <-> token ids, plus Whisper's special tokens.
 
     Args:
-        tokenizer: a `tokenizers.Tokenizer` holding Whisper's BPE and special tokens.
-        vocabulary: optional list of every token by id (CTranslate2's `vocabulary.txt`), used
-            to check the ids of added timestamp tokens.
+        tokenizer: a `tokenizers.Tokenizer` holding Whisper's BPE and special tokens, or a
+            function that loads one, called when text is first encoded (then `vocabulary` is
+            required and must hold the special and timestamp tokens: `from_file` checks).
+        vocabulary: optional list of every token by id (CTranslate2's `vocabulary.txt`); the
+            tokenizer's ids are checked against it.
     """
 
-    def __init__(self, tokenizer: object, vocabulary: Sequence[str] | None = None) -> None:
-        self._tok = tokenizer
-        for name in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"):
-            if self._tok.token_to_id(name) is None:
-                raise CheckpointError(f"the tokenizer lacks {name}: is it a Whisper tokenizer?")
-        if self._tok.token_to_id("<|0.00|>") is None:
-            self._add_timestamp_tokens()
+    def __init__(
+        self, tokenizer: object | Callable[[], object], vocabulary: Sequence[str] | None = None
+    ) -> None:
+        self._load: Callable[[], object] | None = None
+        if callable(tokenizer):
+            if vocabulary is None:
+                raise ValueError("a deferred tokenizer needs the vocabulary")
+            self._load = tokenizer
+        else:
+            self._tok = self._prepare(tokenizer, vocabulary)
+            if vocabulary is None:
+                by_token = tokenizer.get_vocab(with_added_tokens=True)  # type: ignore[attr-defined]
+                vocabulary = [""] * len(by_token)
+                for token, i in by_token.items():
+                    vocabulary[i] = token
+        self._vocabulary = list(vocabulary)
+        self._ids = {token: i for i, token in enumerate(self._vocabulary)}
+        self._bytes: list[bytes | None] = [None] * len(self._vocabulary)  # see `_token_bytes`
         self.timestamp_begin = self._id("<|0.00|>")
         if self.timestamp_begin != self.no_timestamps + 1:
             raise CheckpointError(
                 f"<|0.00|> has id {self.timestamp_begin}, expected {self.no_timestamps + 1} "
                 "(right after <|notimestamps|>)"
             )
-        if vocabulary is not None:
-            self._check_vocabulary(vocabulary)
 
     @classmethod
     def from_file(
         cls, tokenizer_json: str | Path, vocabulary_txt: str | Path | None = None
     ) -> WhisperTokenizer:
-        """Load `tokenizer.json` (and, if given, check ids against `vocabulary.txt`)."""
-        from tokenizers import Tokenizer
+        """Load `tokenizer.json` (and, if given, check ids against `vocabulary.txt`).
 
-        try:
-            tok = Tokenizer.from_file(str(tokenizer_json))
-        except Exception as e:  # tokenizers raises plain Exception subclasses
-            raise CheckpointError(f"cannot read tokenizer {tokenizer_json}: {e}") from e
-        tok.no_padding()
-        tok.no_truncation()
-        vocabulary = None
-        if vocabulary_txt is not None:
-            lines = Path(vocabulary_txt).read_text(encoding="utf-8").split("\n")
-            vocabulary = lines[:-1] if lines and lines[-1] == "" else lines
-        return cls(tok, vocabulary)
+        A `vocabulary.txt` that holds every special and timestamp token defers reading
+        `tokenizer.json` to the first `encode`, where the check against it happens too.
+        """
+
+        def load() -> object:
+            from tokenizers import Tokenizer
+
+            try:
+                tok = Tokenizer.from_file(str(tokenizer_json))
+            except Exception as e:  # tokenizers raises plain Exception subclasses
+                raise CheckpointError(f"cannot read tokenizer {tokenizer_json}: {e}") from e
+            tok.no_padding()
+            tok.no_truncation()
+            return tok
+
+        if vocabulary_txt is None:
+            return cls(load())
+        lines = Path(vocabulary_txt).read_text(encoding="utf-8").split("\n")
+        vocabulary = lines[:-1] if lines and lines[-1] == "" else lines
+        if _complete(vocabulary):
+            return cls(load, vocabulary)
+        return cls(load(), vocabulary)
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> WhisperTokenizer:
@@ -106,40 +147,32 @@ class WhisperTokenizer:
         vocab = folder / "vocabulary.txt"
         return cls.from_file(path, vocab if vocab.is_file() else None)
 
-    def _add_timestamp_tokens(self) -> None:
-        from tokenizers import AddedToken
+    @cached_property
+    def _tok(self) -> object:
+        """The `tokenizers.Tokenizer`, loaded and checked on first use when it was deferred."""
+        assert self._load is not None
+        return self._prepare(self._load(), self._vocabulary)
 
-        expected = self._id("<|notimestamps|>") + 1
-        if self._tok.get_vocab_size(with_added_tokens=True) != expected:
-            raise CheckpointError(
-                "the tokenizer has no timestamp tokens and <|notimestamps|> is not its last "
-                "token, so their ids cannot be placed; use a newer tokenizer.json"
-            )
-        names = [f"<|{i * TIME_PRECISION:.2f}|>" for i in range(N_TIMESTAMPS)]
-        self._tok.add_special_tokens([AddedToken(n, special=True, normalized=False) for n in names])
-
-    def _check_vocabulary(self, vocabulary: Sequence[str]) -> None:
-        size = self._tok.get_vocab_size(with_added_tokens=True)
-        if len(vocabulary) != size:
-            raise CheckpointError(
-                f"vocabulary.txt lists {len(vocabulary)} tokens, the tokenizer has {size}"
-            )
-        for i in range(self.eot, size):  # the special region, where old files disagree
-            if self._tok.id_to_token(i) != vocabulary[i] and not (
-                {self._tok.id_to_token(i), vocabulary[i]} == {"<|nocaptions|>", "<|nospeech|>"}
-            ):
-                raise CheckpointError(
-                    f"token {i} is {self._tok.id_to_token(i)!r} in tokenizer.json but "
-                    f"{vocabulary[i]!r} in vocabulary.txt"
-                )
+    @staticmethod
+    def _prepare(tok: object, vocabulary: Sequence[str] | None) -> object:
+        """Check `tok` is Whisper's, add the timestamp tokens it lacks, compare its ids with
+        `vocabulary`; returns `tok`."""
+        for name in ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>"):
+            if tok.token_to_id(name) is None:  # type: ignore[attr-defined]
+                raise CheckpointError(f"the tokenizer lacks {name}: is it a Whisper tokenizer?")
+        if tok.token_to_id("<|0.00|>") is None:  # type: ignore[attr-defined]
+            _add_timestamp_tokens(tok)
+        if vocabulary is not None:
+            _check_vocabulary(tok, vocabulary)
+        return tok
 
     def to_json(self, pretty: bool = False) -> str:
         """The whole tokenizer as `tokenizer.json` text (the `tokenizers` library's format),
         timestamp tokens included: what `save_pretrained` writes."""
-        return self._tok.to_str(pretty=pretty)
+        return self._tok.to_str(pretty=pretty)  # type: ignore[attr-defined]
 
     def _id(self, token: str) -> int:
-        i = self._tok.token_to_id(token)
+        i = self._ids.get(token)
         if i is None:
             raise KeyError(f"token {token!r} is not in the Whisper vocabulary")
         return i
@@ -149,7 +182,7 @@ class WhisperTokenizer:
     @property
     def vocab_size(self) -> int:
         """Number of ids, timestamps included (51864 English-only, 51865 multilingual v1/v2)."""
-        return self._tok.get_vocab_size(with_added_tokens=True)
+        return len(self._vocabulary)
 
     @cached_property
     def eot(self) -> int:
@@ -178,7 +211,7 @@ class WhisperTokenizer:
     @cached_property
     def no_speech(self) -> int:
         """`<|nospeech|>` (called `<|nocaptions|>` in older vocabularies)."""
-        i = self._tok.token_to_id("<|nospeech|>")
+        i = self._ids.get("<|nospeech|>")
         return self._id("<|nocaptions|>") if i is None else i
 
     @cached_property
@@ -195,7 +228,7 @@ class WhisperTokenizer:
         """Language codes in id order ("en", "zh", "de", ...), from the vocabulary itself."""
         codes = []
         for i in range(self.sot + 1, self.translate):
-            token = self._tok.id_to_token(i)
+            token = self._vocabulary[i]
             codes.append(token[2:-2])
         return tuple(codes)
 
@@ -265,11 +298,30 @@ class WhisperTokenizer:
 
     def encode(self, text: str) -> list[int]:
         """Plain text -> BPE ids, no special tokens added (a leading space is significant)."""
-        return self._tok.encode(text, add_special_tokens=False).ids
+        return self._tok.encode(text, add_special_tokens=False).ids  # type: ignore[attr-defined]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Ids -> text, dropping every special and timestamp token."""
-        return self._tok.decode([i for i in ids if i < self.eot], skip_special_tokens=False)
+        return self._decode([i for i in ids if i < self.eot])
+
+    def _decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text, special tokens written as their names: the tokens' bytes joined and
+        read as UTF-8, an incomplete or invalid sequence as U+FFFD (as `tokenizers` decodes)."""
+        return b"".join(map(self._token_bytes, ids)).decode("utf-8", errors="replace")
+
+    def _token_bytes(self, i: int) -> bytes:
+        """The bytes token `i` stands for, worked out on first use: its characters mapped back
+        through the byte-level alphabet, or, for a token with a character outside it (none in
+        Whisper's vocabularies), its own UTF-8 bytes, as `tokenizers`' ByteLevel decoder does."""
+        b = self._bytes[i]
+        if b is None:
+            token = self._vocabulary[i]
+            try:
+                b = bytes(_BYTE_OF_CHAR[c] for c in token)
+            except KeyError:
+                b = token.encode("utf-8")
+            self._bytes[i] = b
+        return b
 
     def decode_with_timestamps(self, ids: Iterable[int]) -> str:
         """Ids -> text, timestamps written as `<|1.08|>`; other special tokens dropped."""
@@ -277,12 +329,12 @@ class WhisperTokenizer:
         run: list[int] = []
         for i in ids:
             if i >= self.timestamp_begin:
-                out.append(self._tok.decode(run, skip_special_tokens=False))
+                out.append(self._decode(run))
                 out.append(f"<|{(i - self.timestamp_begin) * TIME_PRECISION:.2f}|>")
                 run = []
             elif i < self.eot:
                 run.append(i)
-        out.append(self._tok.decode(run, skip_special_tokens=False))
+        out.append(self._decode(run))
         return "".join(out)
 
     def split_timestamps(self, ids: Iterable[int], time_offset: float = 0.0) -> list[TimedText]:
@@ -343,14 +395,14 @@ class WhisperTokenizer:
     def _split_on_characters(self, ids: Sequence[int]) -> tuple[list[str], list[list[int]]]:
         """Cut ids into the shortest runs that decode to whole characters (a byte-level BPE
         token can hold part of a multi-byte character, decoded as U+FFFD until completed)."""
-        full = self._tok.decode(list(ids), skip_special_tokens=False)
+        full = self._decode(ids)
         pieces: list[str] = []
         groups: list[list[int]] = []
         run: list[int] = []
         offset = 0
         for i in ids:
             run.append(i)
-            text = self._tok.decode(run, skip_special_tokens=False)
+            text = self._decode(run)
             bad = text.find("\ufffd")
             # complete, or the replacement character is really in the text
             if bad < 0 or (offset + bad < len(full) and full[offset + bad] == "\ufffd"):
@@ -359,3 +411,52 @@ class WhisperTokenizer:
                 run = []
                 offset += len(text)
         return pieces, groups
+
+
+def _complete(vocabulary: Sequence[str]) -> bool:
+    """Whether a vocabulary list ends with Whisper's special tokens and then every timestamp
+    token, as CTranslate2 writes them: then it alone gives every id."""
+    names = ("<|endoftext|>", "<|startoftranscript|>", "<|notimestamps|>")
+    first = len(vocabulary) - N_TIMESTAMPS
+    return (
+        first > 0
+        and vocabulary[first] == "<|0.00|>"
+        and vocabulary[-1] == f"<|{(N_TIMESTAMPS - 1) * TIME_PRECISION:.2f}|>"
+        and vocabulary[first - 1] == "<|notimestamps|>"
+        and all(name in vocabulary[-N_TIMESTAMPS - 200 :] for name in names)
+    )
+
+
+def _add_timestamp_tokens(tok: object) -> None:
+    """Append `<|0.00|>` ... `<|30.00|>` to a `tokenizers.Tokenizer` whose last token is
+    `<|notimestamps|>`."""
+    from tokenizers import AddedToken
+
+    expected = tok.token_to_id("<|notimestamps|>") + 1  # type: ignore[attr-defined]
+    if tok.get_vocab_size(with_added_tokens=True) != expected:  # type: ignore[attr-defined]
+        raise CheckpointError(
+            "the tokenizer has no timestamp tokens and <|notimestamps|> is not its last "
+            "token, so their ids cannot be placed; use a newer tokenizer.json"
+        )
+    names = [f"<|{i * TIME_PRECISION:.2f}|>" for i in range(N_TIMESTAMPS)]
+    tok.add_special_tokens([AddedToken(n, special=True, normalized=False) for n in names])  # type: ignore[attr-defined]
+
+
+def _check_vocabulary(tok: object, vocabulary: Sequence[str]) -> None:
+    """CheckpointError unless `tok` (a `tokenizers.Tokenizer`) and `vocabulary` (tokens by id)
+    agree on the size and on every token from `<|endoftext|>` on, where old files differ
+    (`<|nocaptions|>` and `<|nospeech|>` are one token under two names)."""
+    size = tok.get_vocab_size(with_added_tokens=True)  # type: ignore[attr-defined]
+    if len(vocabulary) != size:
+        raise CheckpointError(
+            f"vocabulary.txt lists {len(vocabulary)} tokens, the tokenizer has {size}"
+        )
+    for i in range(tok.token_to_id("<|endoftext|>"), size):  # type: ignore[attr-defined]
+        theirs = tok.id_to_token(i)  # type: ignore[attr-defined]
+        if theirs != vocabulary[i] and {theirs, vocabulary[i]} != {
+            "<|nocaptions|>",
+            "<|nospeech|>",
+        }:
+            raise CheckpointError(
+                f"token {i} is {theirs!r} in tokenizer.json but {vocabulary[i]!r} in vocabulary.txt"
+            )
