@@ -9,8 +9,6 @@ import torch.nn.functional as F
 
 from soundformers.models.whisper.load import load_model
 from soundformers.models.whisper.model import (
-    Screen,
-    ScreenWeights,
     StepLinear,
     _low_precision_attention,
     _row_errors,
@@ -18,7 +16,6 @@ from soundformers.models.whisper.model import (
     attention,
     inference_layout,
     refine_logits,
-    screened_logits,
 )
 from tests.conftest import copies
 
@@ -238,40 +235,6 @@ def test_refined_bfloat16_logits_keep_the_float32_argmax():
     assert torch.equal(kept, refined)
 
 
-@pytest.mark.parametrize("batch", [1, 4])
-def test_screened_float32_logits_keep_the_exact_argmax_over_the_allowed_tokens(batch):
-    """A float32 projection screened through its bfloat16 rounding: the argmax over the
-    allowed tokens (text ids except the suppressed ones, and every id from `text_end` on) is
-    the exact one, and so are the winner's logit and the tail's; the rest stay within the
-    bound. The suppressed ids are the exact winners of some states, so their rows need the
-    runner-up; bfloat16 alone gets some rows wrong."""
-    g = torch.Generator().manual_seed(2)
-    weight = torch.randn(4000, 64, generator=g) * 0.6
-    screen_weights = ScreenWeights.build(weight)
-    if screen_weights is None:
-        pytest.skip("this torch cannot pack bfloat16 weights for oneDNN")
-    states = torch.randn(256, 64, generator=g) * 1.3
-    end = 3900
-    exact = states.double() @ weight.double().T
-    suppressed = exact[:, :end].argmax(1).unique()[:20]
-    exact[:, suppressed] = float("-inf")
-    rounded = (states.bfloat16() @ weight.bfloat16().T).double()
-    rounded[:, suppressed] = float("-inf")
-    assert not torch.equal(rounded.argmax(1), exact.argmax(1))  # the screen alone fails
-    screen = Screen(end, suppressed)
-    for rows, want in zip(states.split(batch), exact.split(batch)):
-        got = screened_logits(rows, weight, screen_weights, screen, weight[end:].contiguous())
-        assert got is not None and got.dtype == torch.float32
-        assert torch.equal(got.argmax(1), want.argmax(1))
-        best = want.argmax(1, keepdim=True)
-        close = {"atol": 1e-5, "rtol": 1e-5}  # float32 sums of 64 products
-        torch.testing.assert_close(got.gather(1, best).double(), want.gather(1, best), **close)
-        torch.testing.assert_close(got[:, end:].double(), want[:, end:], **close)
-        assert bool((got[:, suppressed] == float("-inf")).all())
-        allowed = want.isfinite()
-        assert bool(((got.double() - want).abs()[allowed] <= 0.5).all())
-
-
 def test_refined_int8_logits_keep_the_argmax_of_the_bfloat16_rows():
     weight, states, exact = _near_tie_logits(1)
     quantized = StepLinear.int8(weight)
@@ -422,12 +385,7 @@ def test_a_model_that_decoded_copies_and_pickles(tiny_english, dtype):
     def logits(m):
         with torch.inference_mode():
             kv = m.cross_kv(m.encode(_mel(1).to(dtype)))
-            cache = m.new_cache(1, 8)
-            prompt = m.decode_step(tokens, kv, cache, pos)
-            # a greedy step: in float32 it screens through a packed bfloat16 projection
-            screen = Screen(50256, torch.tensor([220]))
-            step = m.decode_step(tokens[:, -1:], kv, cache, torch.tensor([4]), screen=screen)
-            return torch.cat([prompt, step], dim=1)
+            return m.decode_step(tokens, kv, m.new_cache(1, 8), pos)
 
     expected = logits(model)  # derives (and, in bfloat16, packs) the step weights
     for other in copies(model):

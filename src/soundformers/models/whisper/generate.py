@@ -21,7 +21,7 @@ import torch
 from ...generation.search import BeamSearch, GreedySearch, length_normalized_scores
 from ...text.whisper_tokenizer import WhisperTokenizer
 from .logit_rules import LogitRules
-from .model import Screen, Whisper
+from .model import Whisper
 
 __all__ = [
     "DecodingOptions",
@@ -338,10 +338,6 @@ def decode(
     # below float32, steps recompute specials and timestamps in float32 when the timestamp
     # rules weigh them; without timestamps only <|endoftext|> competes, as any text token
     exact_from = None if options.without_timestamps else tokenizer.eot
-    # greedy: a float32 step computes exactly only the logits that can be the argmax
-    screen = None
-    if beam is None and options.temperature == 0:
-        screen = Screen(tokenizer.eot, rules.always[rules.always < tokenizer.eot])
     end = max_len
     for step in range(sample_begin, max_len):
         rules.apply(logits, tokens, step, last_ts)
@@ -364,7 +360,7 @@ def decode(
             break
         logits = model.decode_step(
             next_tokens[:, None], cross_kv, cache, positions[step : step + 1], start,
-            exact_from=exact_from, screen=screen,
+            exact_from=exact_from,
         )  # fmt: skip
         logits = logits[:, -1]
 

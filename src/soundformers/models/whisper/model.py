@@ -393,51 +393,6 @@ class StepWeights(NamedTuple):
     projection_error: torch.Tensor | None
 
 
-class ScreenWeights(NamedTuple):
-    """A float32 projection's bfloat16 screen (`screened_logits`).
-
-    Attributes:
-        packed: the (V, D) weight rounded to bfloat16, in oneDNN's blocked layout.
-        row_error: max_i |w_i - bf16(w_i)| over the rows, rounded up.
-        row_norm: max_i |w_i|, rounded up.
-    """
-
-    packed: torch.Tensor
-    row_error: float
-    row_norm: float
-
-    @classmethod
-    def build(cls, weight: torch.Tensor) -> ScreenWeights | None:
-        """From a float32 (V, D) projection, a block of rows at a time (a whole-matrix
-        difference would add 80 MB to tiny.en's peak); None where oneDNN cannot pack."""
-        rounded = weight.to(torch.bfloat16)
-        packed = pack_linear_weight(rounded)
-        if packed is None:
-            return None
-        error = norm = 0.0
-        for begin in range(0, len(weight), _INT8_BLOCK_ROWS):
-            rows = weight[begin : begin + _INT8_BLOCK_ROWS].float()
-            near = rounded[begin : begin + _INT8_BLOCK_ROWS].float()
-            error = max(error, float(torch.linalg.vector_norm(rows - near, dim=1).max()))
-            norm = max(norm, float(torch.linalg.vector_norm(rows, dim=1).max()))
-        # rounded up a little, so that float32 rounding cannot shrink a bound
-        return cls(packed, error * (1 + 1e-5), norm * (1 + 1e-5))
-
-
-class Screen(NamedTuple):
-    """What a greedy caller will do with a step's logits, so that a float32 step may screen
-    the vocabulary (`screened_logits`): take the argmax over the logits from `text_end` on
-    and the text tokens below it except `suppressed`.
-
-    Attributes:
-        text_end: the first non-text id (`<|endoftext|>`): every logit from there on is exact.
-        suppressed: (K,) int64 text ids the caller sets to -inf before its argmax.
-    """
-
-    text_end: int
-    suppressed: torch.Tensor
-
-
 WEIGHT_FORMATS = ("float", "int8")
 _INT8_BLOCK_ROWS = 4096
 
@@ -457,14 +412,13 @@ class TextDecoder(nn.Module):
         self.step_format = "float"  # or "int8": see `Whisper.set_step_format`
         self._step_weights: StepWeights | None = None
         self._exact_rows: tuple[tuple, torch.Tensor] | None = None  # see `_float_rows`
-        self._screen_weights: tuple[tuple, ScreenWeights | None] | None = None  # `_screen`
 
     def __getstate__(self) -> dict:
         """Copies and pickles leave out the step's derived weights (rebuilt on the next step):
         they are copies of the parameters, and packed bfloat16 ones are opaque oneDNN tensors
         that can be neither copied nor pickled."""
         state = super().__getstate__()
-        state["_step_weights"] = state["_exact_rows"] = state["_screen_weights"] = None
+        state["_step_weights"] = state["_exact_rows"] = None
         return state
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -573,7 +527,6 @@ class TextDecoder(nn.Module):
         start: torch.Tensor | None = None,
         logits_at: torch.Tensor | None = None,
         exact_from: int | None = None,
-        screen: Screen | None = None,
     ) -> torch.Tensor:
         """New tokens (B, T) at cache slots `input_pos` (T,) -> logits (B, T, V), cache updated.
 
@@ -598,10 +551,6 @@ class TextDecoder(nn.Module):
         Below float32 (bfloat16 weights, or the int8 projection), the logits are refined
         (`refine_logits`): float32 wherever they can decide an argmax, and from `exact_from`
         on (Whisper's special and timestamp tokens).
-
-        In float32, a single new token with a `screen` (a greedy caller) takes
-        `screened_logits`: its argmax, as the screen describes it, is that of the exact
-        logits, for half the memory traffic.
         """
         w = self._step_weights or self.step_weights()  # refreshed by every `Whisper.cross_kv`
         b, t = tokens.shape
@@ -648,14 +597,6 @@ class TextDecoder(nn.Module):
         if w.projection is not None:
             approx = w.projection(h).float()
         elif weight.dtype == torch.float32:
-            screen_weights = None if screen is None or t != 1 else self._screen(w.signature)
-            if screen is None or screen_weights is None:
-                return _float_step_product(h, weight)
-            states = h.reshape(-1, h.shape[-1])
-            rows = self._float_rows(w.signature, screen.text_end)
-            logits = screened_logits(states, weight, screen_weights, screen, rows)
-            if logits is not None:
-                return logits.view(*h.shape[:-1], -1)
             return _float_step_product(h, weight)
         else:
             approx = F.linear(h, weight).float()
@@ -665,16 +606,6 @@ class TextDecoder(nn.Module):
             states, approx.view(len(states), -1), weight, w.projection_error, exact_from, rows
         )
         return refined.view(approx.shape)
-
-    def _screen(self, signature: tuple) -> ScreenWeights | None:
-        """The float32 projection's screen (`screened_logits`), built at the first greedy
-        float32 step (40 MB for tiny.en, ~0.1 s) and kept until the weights change."""
-        kept = self._screen_weights
-        if kept is None or kept[0] is not signature:
-            with torch.inference_mode(False), torch.no_grad():
-                built = ScreenWeights.build(self.token_embedding.weight.detach())
-            self._screen_weights = kept = signature, built
-        return kept[1]
 
     def _float_rows(self, signature: tuple, begin: int) -> torch.Tensor:
         """The token embedding's rows from `begin` on, in float32, kept until the weights
@@ -794,59 +725,6 @@ def refine_logits(
 _ROUNDING = 2**-8  # relative rounding bound of a bfloat16 product's output
 # absolute slack of `refine_logits`' bound: float32 accumulation over D products
 _SLACK = 1e-3
-
-
-def screened_logits(
-    states: torch.Tensor,
-    weight: torch.Tensor,
-    screen_weights: ScreenWeights,
-    screen: Screen,
-    exact_rows: torch.Tensor,
-) -> torch.Tensor | None:
-    """A float32 projection's logits, exact wherever they can be a greedy argmax.
-
-    A batch-1 float32 decode step spends half its time streaming the 80 MB output
-    projection (tiny.en). Its bfloat16 rounding (40 MB, packed) gives approximate logits
-    a_i = bf16(h) . bf16(w_i), each within B of the exact h . w_i, where (Cauchy-Schwarz)
-    B = |h - bf16(h)| max|w| + |bf16(h)| max|w - bf16(w)| + 2^-8 max|a| + slack, the last
-    two for the product's rounding to bfloat16 and its float32 accumulation. Among the text
-    tokens the caller may choose (below `screen.text_end`, except `screen.suppressed`,
-    returned as -inf), let m be the best approximate logit: the exact best is at least
-    m - B, so a token whose approximation is below m - 2B cannot win, and the exact best
-    cannot be one of those. The rest (one to a few per step on speech) are recomputed in
-    float32, and so is every logit from `text_end` on (specials, timestamps). The argmax
-    over the allowed tokens, the text maximum and the timestamp logits are thus exact; the
-    other logits stay within B (~0.5 for tiny.en) of theirs and below the winner's, and
-    move the softmax normaliser by far less than B (they are the unlikely tokens).
-
-    Args:
-        states: (N, D) float32 final-norm decoder states.
-        weight: (V, D) float32 projection (the token embedding).
-        screen_weights: its screen (`ScreenWeights.build`).
-        screen: what the caller will do with the logits.
-        exact_rows: `weight[screen.text_end:]`, float32 contiguous.
-
-    Returns:
-        (N, V) float32 logits, or None where oneDNN cannot run the screen.
-    """
-    rounded = states.to(torch.bfloat16)
-    approx = onednn_product(rounded, screen_weights.packed)
-    if approx is None:
-        return None
-    approx = approx.float()
-    end = screen.text_end
-    text = approx[:, :end]
-    below = rounded.float()
-    low, high = torch.aminmax(text, dim=1, keepdim=True)
-    bound = torch.maximum(low.abs(), high.abs()).mul_(_ROUNDING).add_(_SLACK)
-    bound += torch.linalg.vector_norm(states - below, dim=1, keepdim=True) * screen_weights.row_norm
-    bound += torch.linalg.vector_norm(below, dim=1, keepdim=True) * screen_weights.row_error
-    text.index_fill_(1, screen.suppressed, float("-inf"))
-    reaching = text >= text.amax(dim=1, keepdim=True) - 2 * bound
-    candidates = (reaching[0] if len(text) == 1 else reaching.any(dim=0)).nonzero().squeeze(1)
-    approx[:, end:] = _float_step_product(states, exact_rows)
-    approx[:, candidates] = states @ weight.index_select(0, candidates).T
-    return approx
 
 
 def _threaded_linear(
@@ -1021,7 +899,6 @@ class Whisper(nn.Module):
         start: torch.Tensor | None = None,
         logits_at: torch.Tensor | None = None,
         exact_from: int | None = None,
-        screen: Screen | None = None,
     ) -> torch.Tensor:
         """Run the decoder on new tokens, reading and extending the self-attention cache.
 
@@ -1035,15 +912,11 @@ class Whisper(nn.Module):
             logits_at: (B, K) int64 indices into the T new tokens: return only their logits.
             exact_from: below float32, logits from this id on (`<|endoftext|>`: specials and
                 timestamps) are computed in float32 too (`refine_logits`).
-            screen: a greedy caller's argmax rule: a float32 single-token step then computes
-                exactly only the logits that can win it (`screened_logits`).
 
         Returns:
             (B, T, n_vocab) float32 logits; (B, K, n_vocab) with `logits_at`.
         """
-        return self.decoder.step(
-            tokens, cross_kv, cache, input_pos, start, logits_at, exact_from, screen
-        )
+        return self.decoder.step(tokens, cross_kv, cache, input_pos, start, logits_at, exact_from)
 
     def decode_with_alignment(
         self, tokens: torch.Tensor, cross_kv: CrossKV, heads: list[tuple[int, int]]
