@@ -166,6 +166,46 @@ def test_packed_conv_matches_conv2d(groups, padding, dilation):
             torch.testing.assert_close(conv(x), expected, atol=1e-5, rtol=1e-5)
 
 
+def test_packed_conv_fuses_leaky_relu_and_residual():
+    if not decoder._PACKED_CONV:
+        pytest.skip("this PyTorch has no packed oneDNN convolutions")
+    torch.manual_seed(12)
+    weight = torch.randn(16, 16, 1, 5).contiguous(memory_format=torch.channels_last)
+    bias = torch.randn(16)
+    conv = decoder.PackedConv(weight, bias, 6, 3)  # "same" padding: (5 - 1) * 3 / 2
+    x = torch.randn(2, 16, 1, 90).contiguous(memory_format=torch.channels_last)
+    # a residual that is a window of a longer tensor, as the decoder passes it
+    residual = torch.randn(2, 16, 1, 100).contiguous(memory_format=torch.channels_last)[..., 4:94]
+    with torch.inference_mode():
+        plain = F.conv2d(x, weight, bias, 1, (0, 6), (1, 3))
+        torch.testing.assert_close(conv(x, 0.1), F.leaky_relu(plain, 0.1), atol=1e-5, rtol=1e-5)
+        got = conv(x, residual=residual)
+        torch.testing.assert_close(got, plain + residual, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["winograd", "packed", "plain"])
+def test_res_conv_leaky_relu_and_residual_on_every_path(path, monkeypatch):
+    if path == "packed" and not decoder._PACKED_CONV:
+        pytest.skip("this PyTorch has no packed oneDNN convolutions")
+    monkeypatch.setattr(decoder, "_PACKED_CONV", path == "packed")
+    monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 16 * 7 if path == "winograd" else 1 << 30)
+    torch.manual_seed(13)
+    conv = decoder.ResConv(16, 16, 7, dilation=3, padding=9)
+    conv.prepare_()
+    assert (conv.winograd is not None, conv.packed is not None) == (
+        path == "winograd", path == "packed"
+    )  # fmt: skip
+    x = torch.randn(2, 16, 1, 75).contiguous(memory_format=torch.channels_last)
+    residual = torch.randn(2, 16, 1, 75).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        plain = decoder.conv_nwc(x, conv)
+        got = conv.forward_nwc(x, slope=0.2)
+        torch.testing.assert_close(got, F.leaky_relu(plain, 0.2), atol=2e-5, rtol=1e-4)
+        got = conv.forward_nwc(x, residual=residual)
+        torch.testing.assert_close(got, plain + residual, atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(conv.forward_nwc(x), plain, atol=2e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("packed", [True, False])
 def test_prepared_decoder_with_and_without_packed_convs(packed, monkeypatch):
     if packed and not decoder._PACKED_CONV:

@@ -13,9 +13,11 @@ from .test_decoder import small_config
 
 
 @pytest.mark.parametrize("resblock", ["1", "2"])
-def test_windows_equal_the_whole_sequence(resblock, monkeypatch):
+@pytest.mark.parametrize("multiples", [0, 64])  # window lengths: doublings, every multiple
+def test_windows_equal_the_whole_sequence(resblock, multiples, monkeypatch):
     # small windows: lengths below, at and past one window, not multiples of any size
     monkeypatch.setattr(decoder, "CHUNK_ELEMENTS", 32 * 64)
+    monkeypatch.setattr(decoder, "MAX_WINDOW_MULTIPLES", multiples)
     monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
     torch.manual_seed(10)
     dec = decoder.Generator(small_config(resblock)).eval().prepare_()
@@ -29,9 +31,17 @@ def test_windows_equal_the_whole_sequence(resblock, monkeypatch):
         torch.testing.assert_close(got, whole, atol=1e-5, rtol=1e-4)
 
 
-def test_window_cover_tiles_every_length():
+@pytest.mark.parametrize("multiples", [0, 64])
+def test_window_cover_tiles_every_length(multiples, monkeypatch):
+    monkeypatch.setattr(decoder, "MAX_WINDOW_MULTIPLES", multiples)
+    monkeypatch.setattr(decoder, "CHUNK_ELEMENTS", 32 * 64)
     sizes = decoder.window_sizes(32, 6, 4)
-    assert sizes == sorted(sizes, reverse=True) and all(s % 4 == 0 for s in sizes)
+    smallest = 48  # MIN_WINDOW_PER_HALO halos of 6, a multiple of 4
+    assert sizes[-1] == smallest and sizes[0] >= decoder.MIN_CHUNK_PER_HALO * 6
+    if multiples:  # every multiple of the smallest
+        assert sizes == list(range(sizes[0], 0, -smallest))
+    else:  # doublings
+        assert sizes == [smallest * 2**i for i in range(len(sizes))][::-1]
     for length in range(1, 3 * sizes[0]):
         windows = decoder.window_cover(length, sizes, 6)
         starts = [start for start, _ in windows]
@@ -58,7 +68,8 @@ def test_convolution_shapes_stay_bounded(monkeypatch):
     monkeypatch.setattr(F, "conv_transpose2d", record("up", conv_transpose2d))
     packed_call = decoder.PackedConv.__call__
     monkeypatch.setattr(decoder.PackedConv, "__call__",
-                        lambda self, x: record("packed", lambda x: packed_call(self, x))(x))  # fmt: skip
+                        lambda self, x, *args: record("packed",
+                                                      lambda x: packed_call(self, x, *args))(x))  # fmt: skip
     packed_up = decoder.PackedConvTranspose.__call__
     monkeypatch.setattr(decoder.PackedConvTranspose, "__call__",
                         lambda self, x: record("packed up", lambda x: packed_up(self, x))(x))  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -30,24 +31,32 @@ logger = logging.getLogger(__name__)
 CHUNK_ELEMENTS = 1 << 18  # batch * channels * samples per chunk and thread (1 MiB float32)
 MIN_CHUNK_PER_HALO = 64  # but chunks at least this many halos long (recomputed work <= 3%)
 MIN_WINDOW_PER_HALO = 8  # inference windows (`Generator.forward_windows`) from this many halos
+# window lengths: every multiple of the smallest when that makes at most this many lengths (the
+# first, widest levels, where a few windows cover a sentence and rounding its length up to a
+# doubling would waste up to half a window), else doublings of the smallest
+MAX_WINDOW_MULTIPLES = 8
 WINDOW_COST_PER_HALO = 4  # the fixed cost of a window (calls, their setup), in halos of work
 FRAME_BUCKET = 16  # and the first conv on a multiple of this many latent frames
-# Winograd for float32 convs with in_channels * kernel_size at least this (MMS: 256 x 7 and up,
-# 128 x 7 and up; Piper: 128 x 7): below, its transforms cost about what it saves
-WINOGRAD_MIN_WIDTH = 896
+# Winograd for float32 convs with in_channels * kernel_size at least this (MMS: 256 x 3 and up,
+# 128 x 7 and up, 64 x 11; Piper: 128 x 7): below, its transforms cost about what it saves
+WINOGRAD_MIN_WIDTH = 704
 WINOGRAD_TILE = 4  # outputs per tile, F(4, 4): 7 convolutions of k/4 taps for 4 of k taps
 WINOGRAD_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, -0.5)  # and infinity: 2 * TILE - 1 in all
 
 
 def window_sizes(elements: int, halo: int, rate: int) -> list[int]:
     """The window lengths (output samples, halo aside) of one decoder level, longest first:
-    the smallest `MIN_WINDOW_PER_HALO` halos (a multiple of `rate`), then doubling up to the
-    chunk length (`CHUNK_ELEMENTS` per thread over `elements` = batch * channels)."""
+    the smallest `MIN_WINDOW_PER_HALO` halos (a multiple of `rate`), the longest its largest
+    doubling up to the chunk length (`CHUNK_ELEMENTS` per thread over `elements` = batch *
+    channels), and between them every multiple of the smallest if there are at most
+    `MAX_WINDOW_MULTIPLES`, else the doublings."""
     smallest = -(-max(MIN_WINDOW_PER_HALO * halo, 1) // rate) * rate
     longest = max(CHUNK_ELEMENTS * torch.get_num_threads() // elements, MIN_CHUNK_PER_HALO * halo)
     sizes = [smallest]
     while 2 * sizes[-1] <= longest:
         sizes.append(2 * sizes[-1])
+    if sizes[-1] // smallest <= MAX_WINDOW_MULTIPLES:
+        sizes = list(range(smallest, sizes[-1] + 1, smallest))
     return sizes[::-1]
 
 
@@ -114,10 +123,18 @@ class PackedConv:
             logger.warning("plain convolutions: packing a %s weight failed: %s", weight.shape, e)
             return None
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C_in, 1, T) channels-last -> (B, C_out, 1, T') channels-last."""
+    def __call__(self, x: torch.Tensor, slope: float | None = None,
+                 residual: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """x: (B, C_in, 1, T) channels-last -> (B, C_out, 1, T') channels-last; plus `residual`
+        (B, C_out, 1, T') if given, else leaky_relu(., slope) if `slope` is given: fused into
+        the convolution, which spares a pass over the output."""
+        if residual is not None:
+            return torch.ops.mkldnn._convolution_pointwise.binary(
+                x, residual, self.weight, self.bias, *self.args, "add", None, None, [], None
+            )
+        attr, scalars = ("none", []) if slope is None else ("leaky_relu", [slope])
         return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *self.args,
-                                                       "none", [], None)  # fmt: skip
+                                                       attr, scalars, None)  # fmt: skip
 
 
 _PACKED_CONV = (
@@ -311,15 +328,33 @@ class ResConv(nn.Conv1d):
             self.packed = PackedConv.build(w.unsqueeze(2), self.bias, self.padding[0],
                                            self.dilation[0])  # fmt: skip
 
-    def forward_nwc(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, 1, T) channels-last -> (B, C_out, 1, T). With autograd on, always the
+    def forward_nwc(self, x: torch.Tensor, slope: float | None = None,
+                    residual: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """x: (B, C, 1, T) channels-last -> (B, C_out, 1, T), plus `residual` (B, C_out, 1, T)
+        if given, else leaky_relu(., slope) if `slope` is given. With autograd on, always the
         direct convolution: the prepared weights are a detached copy."""
+        y = None
         if x.dtype == torch.float32 and x.device.type == "cpu" and not torch.is_grad_enabled():
-            if self.winograd is not None:
-                return self.winograd(x)
             if self.packed is not None:
-                return self.packed(x)
-        return conv_nwc(x, self)
+                return self.packed(x, slope, residual)
+            if self.winograd is not None:
+                y = self.winograd(x)
+        if y is None:
+            y = conv_nwc(x, self)
+        if residual is not None:
+            return y.add_(residual)
+        return y if slope is None else F.leaky_relu(y, slope, inplace=True)
+
+
+class LevelPlan(NamedTuple):
+    """How `Generator.level_windows` covers one decoder level; lengths in samples."""
+
+    out_length: int  # output samples in the sequence
+    halo: int  # output samples each side of a window that its samples depend on
+    taps: int  # input samples each side of a window that its upsampling reads
+    windows: list[tuple[int, int]]  # (start, size) of each window's output samples
+    left: int  # zeros before the input's first sample
+    rows: int  # input samples the windows read, zeros included
 
 
 def mask_(x: torch.Tensor, valid: tuple[int, int] | None) -> torch.Tensor:
@@ -362,10 +397,13 @@ class ResBlock1(nn.Module):
                 valid: tuple[int, int] | None = None) -> torch.Tensor:  # fmt: skip
         """x: (B, C, 1, T) channels-last; x_act: leaky_relu(x) (shared by parallel blocks);
         valid: the samples inside the sequence, if not all (see `mask_`)."""
-        for c1, c2 in zip(self.convs1, self.convs2):
-            h = F.leaky_relu(mask_(c1.forward_nwc(x_act), valid), self.slope)
-            x = mask_(c2.forward_nwc(h), valid).add_(x)
-            x_act = F.leaky_relu(x, self.slope)
+        # x is zero outside `valid`, so masking after the residual sum is as masking before it
+        last = len(self.convs1) - 1
+        for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2)):
+            h = mask_(c1.forward_nwc(x_act, slope=self.slope), valid)
+            x = mask_(c2.forward_nwc(h, residual=x), valid)
+            if i < last:
+                x_act = F.leaky_relu(x, self.slope)
         return x
 
 
@@ -391,7 +429,7 @@ class ResBlock2(nn.Module):
         valid: the samples inside the sequence, if not all (see `mask_`)."""
         last = len(self.convs) - 1
         for i, conv in enumerate(self.convs):
-            x = mask_(conv.forward_nwc(x_act), valid).add_(x)
+            x = mask_(conv.forward_nwc(x_act, residual=x), valid)  # x: zero outside `valid`
             if i < last:
                 x_act = F.leaky_relu(x, self.slope)
         return x
@@ -448,9 +486,8 @@ class Generator(nn.Module):
         last = len(self.ups) - 1
         for i, up in enumerate(self.ups):
             x = conv_transpose_nwc(x, up)  # (B, C, 1, T * rate)
-            blocks = self.resblocks[i * self.n_kernels : (i + 1) * self.n_kernels]
             # the next layer sees leaky_relu(mean of the blocks); the last one with slope 0.01
-            x = self.resblocks_mean(x, blocks, 0.01 if i == last else self.slope)
+            x = self.resblocks_mean(x, self.level_blocks(i), 0.01 if i == last else self.slope)
         return torch.tanh(conv_post_nwc(x, self.conv_post))
 
     def forward_windows(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
@@ -461,6 +498,7 @@ class Generator(nn.Module):
         Here every convolution sees one of a few lengths, whatever the sentence's: the first
         conv a multiple of `FRAME_BUCKET` frames, and each upsampling with its residual blocks
         windows of `window_sizes` (the last window reaching past the end, zero-masked there).
+        Each level writes its output straight into the zero-margined input the next one reads.
         """
         b, _, frames = x.shape
         padded = -(-frames // FRAME_BUCKET) * FRAME_BUCKET
@@ -469,45 +507,72 @@ class Generator(nn.Module):
         if g is not None:
             x = x + self.cond(g).unsqueeze(2)
         x = F.leaky_relu(x, self.slope)  # past `frames`: not read
-        length, last = frames, len(self.ups) - 1
+        plans, length = [], frames
         for i, up in enumerate(self.ups):
-            blocks = self.resblocks[i * self.n_kernels : (i + 1) * self.n_kernels]
-            x, length = self.level_windows(x, length, up, blocks, 0.01 if i == last else self.slope)
+            plans.append(self.level_plan(b, length, up, self.level_blocks(i)))
+            length = plans[-1].out_length
+        first = plans[0]
+        rows = F.pad(x[..., :frames].squeeze(2).transpose(1, 2),
+                     (0, 0, first.left, first.rows - first.left - frames))  # fmt: skip
+        x, last = rows.transpose(1, 2).unsqueeze(2), len(self.ups) - 1
+        for i, (up, plan) in enumerate(zip(self.ups, plans)):
+            after = plans[i + 1] if i < last else None
+            x = self.level_windows(x, plan, up, self.level_blocks(i),
+                                   0.01 if i == last else self.slope, after)  # fmt: skip
         return torch.tanh(conv_post_nwc(x[..., :length], self.conv_post))
 
-    def level_windows(self, x: torch.Tensor, length: int, up: nn.ConvTranspose1d,
-                      blocks: Sequence[nn.Module], slope: float) -> tuple[torch.Tensor, int]:  # fmt: skip
-        """One upsampling and the leaky_relu(mean of its residual blocks), window by window.
+    def level_blocks(self, i: int) -> Sequence[nn.Module]:
+        """The parallel residual blocks after upsampling `i`."""
+        return self.resblocks[i * self.n_kernels : (i + 1) * self.n_kernels]
 
-        Args:
-            x: (B, C, 1, T >= length) channels-last; samples from `length` on are ignored.
-            length: samples of x in the sequence.
-            up: the transposed convolution.
-            blocks: the parallel residual blocks after it.
-            slope: of the closing leaky ReLU.
-
-        Returns:
-            (B, C', 1, T') channels-last, T' >= its length (zeros between), and that length.
-        """
+    @staticmethod
+    def level_plan(batch: int, length: int, up: nn.ConvTranspose1d,
+                   blocks: Sequence[nn.Module]) -> LevelPlan:  # fmt: skip
+        """The windows of one level (`level_windows`) over `length` input samples."""
         rate, k, pad = up.stride[0], up.kernel_size[0], up.padding[0]
         out_length = (length - 1) * rate - 2 * pad + k
-        b, c = x.shape[0], up.out_channels
         # halo: samples each side an output sample depends on, in whole input samples
         halo = -(-max(block.radius for block in blocks) // rate) * rate
         taps = -(-k // rate)  # input samples each side that a window's upsampling reads
-        windows = window_cover(out_length, window_sizes(b * c, halo, rate), halo)
+        windows = window_cover(out_length, window_sizes(batch * up.out_channels, halo, rate), halo)
         end = windows[-1][0] + windows[-1][1]
-        left = halo // rate + taps  # input sample i is x[..., left + i], zeros around
-        rows = F.pad(x[..., :length].squeeze(2).transpose(1, 2),
-                     (0, 0, left, (end + halo) // rate + taps - length))  # fmt: skip
-        x = rows.transpose(1, 2).unsqueeze(2)  # (B, C, 1, T) channels-last
-        out = torch.empty(b, end, 1, c, dtype=x.dtype, device=x.device).permute(0, 3, 2, 1)
+        left = halo // rate + taps  # so that window 0 reads from input sample -left
+        return LevelPlan(out_length, halo, taps, windows, left, left + (end + halo) // rate + taps)
+
+    def level_windows(self, x: torch.Tensor, plan: LevelPlan, up: nn.ConvTranspose1d,
+                      blocks: Sequence[nn.Module], slope: float,
+                      after: LevelPlan | None = None) -> torch.Tensor:  # fmt: skip
+        """One upsampling and the leaky_relu(mean of its residual blocks), window by window.
+
+        Args:
+            x: (B, C, 1, plan.rows) channels-last: input sample i at `plan.left + i`, zeros
+                before and from the sequence's end on.
+            plan: the level's windows (`level_plan`).
+            up: the transposed convolution.
+            blocks: the parallel residual blocks after it.
+            slope: of the closing leaky ReLU.
+            after: the next level's plan, whose input layout the output takes; None for the
+                last level.
+
+        Returns:
+            (B, C', 1, T') channels-last: with `after`, `after.rows` samples laid out as that
+            level reads them; else T' >= plan.out_length, zeros past it.
+        """
+        rate, pad, halo, taps = up.stride[0], up.padding[0], plan.halo, plan.taps
+        b, c = x.shape[0], up.out_channels
+        end = plan.windows[-1][0] + plan.windows[-1][1]
+        # output sample i at out[..., offset + i]; the windows write zeros from out_length on
+        offset, total = (after.left, max(after.rows, after.left + end)) if after else (0, end)
+        out = torch.empty(b, total, 1, c, dtype=x.dtype, device=x.device).permute(0, 3, 2, 1)
+        out[..., :offset] = 0
+        out[..., offset + end :] = 0
         weight, skip, n = up.weight.unsqueeze(2), taps * rate + pad, len(blocks)
         packed = getattr(up, "packed", None)
-        for start, size in windows:
+        for start, size in plan.windows:
             lo, hi = start - halo, start + size + halo  # output samples of the window
             # the transposed conv of input samples lo / rate - taps .. hi / rate + taps (no
-            # padding), from which output sample lo is sample `skip`
+            # padding; x[..., start // rate] is input sample lo / rate - taps), from which
+            # output sample lo is sample `skip`
             y = x[..., start // rate : (hi - lo) // rate + start // rate + 2 * taps]
             if packed is not None and y.dtype == torch.float32:
                 y = packed(y)
@@ -515,12 +580,13 @@ class Generator(nn.Module):
                 y = F.conv_transpose2d(y, weight, up.bias, (1, rate))
             y = y[..., skip : skip + hi - lo]
             valid = None
-            if lo < 0 or hi > out_length:
-                valid = (max(-lo, 0), min(hi, out_length) - lo)
+            if lo < 0 or hi > plan.out_length:
+                valid = (max(-lo, 0), min(hi, plan.out_length) - lo)
                 mask_(y, valid)
             y = self._blocks_sum(y, blocks, valid)[..., halo : halo + size]
-            torch._C._nn.leaky_relu(y.div_(n), slope, out=out[..., start : start + size])
-        return out, out_length
+            window = out[..., offset + start : offset + start + size]
+            torch._C._nn.leaky_relu(y.div_(n), slope, out=window)
+        return out
 
     def resblocks_mean(
         self, x: torch.Tensor, blocks: Sequence[nn.Module], slope: float
