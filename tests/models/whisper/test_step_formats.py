@@ -390,3 +390,20 @@ def test_a_model_that_decoded_copies_and_pickles(tiny_english, dtype):
     expected = logits(model)  # derives (and, in bfloat16, packs) the step weights
     for other in copies(model):
         torch.testing.assert_close(logits(other), expected, atol=0, rtol=0)
+
+
+def test_encoder_takes_one_window_at_a_time_with_the_batch_result(tiny_english):
+    """Without autograd the CPU encoder runs window by window (no batch-sized temporaries);
+    each window's output is the batch pass's, in order, and autograd keeps the batch pass."""
+    model = load_model(tiny_english.folder).model
+    mel = _mel(3)
+    mel[1] = mel[1].flip(-1)  # three different windows
+    with torch.inference_mode():
+        one_by_one = model.encode(mel)
+        together = model.encoder.encode_windows(mel)
+        alone = [model.encode(mel[i : i + 1])[0] for i in range(3)]
+    torch.testing.assert_close(one_by_one, together)
+    for i in range(3):
+        torch.testing.assert_close(one_by_one[i], alone[i], atol=0, rtol=0)
+    with torch.enable_grad():
+        torch.testing.assert_close(model.encode(mel).detach(), together)
