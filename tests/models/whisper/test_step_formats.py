@@ -393,7 +393,7 @@ def test_a_model_that_decoded_copies_and_pickles(tiny_english, dtype):
 
 
 def test_encoder_takes_one_window_at_a_time_with_the_batch_result(tiny_english):
-    """Without autograd the CPU encoder runs window by window (no batch-sized temporaries);
+    """Without autograd the CPU encoder (and `cross_kv`) runs window by window (no batch-sized temporaries);
     each window's output is the batch pass's, in order, and autograd keeps the batch pass."""
     model = load_model(tiny_english.folder).model
     mel = _mel(3)
@@ -407,3 +407,11 @@ def test_encoder_takes_one_window_at_a_time_with_the_batch_result(tiny_english):
         torch.testing.assert_close(one_by_one[i], alone[i], atol=0, rtol=0)
     with torch.enable_grad():
         torch.testing.assert_close(model.encode(mel).detach(), together)
+    # the cross-attention keys and values too, window by window into the batch's tensors
+    with torch.inference_mode():
+        kv = model.cross_kv(one_by_one)
+        for layer, (k, v) in enumerate(kv):
+            whole = model.decoder.blocks[layer].cross_attn.project_kv(one_by_one)
+            assert k.is_contiguous() and v.is_contiguous()
+            torch.testing.assert_close(k, whole[0], atol=0, rtol=0)
+            torch.testing.assert_close(v, whole[1], atol=0, rtol=0)
