@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 
@@ -134,6 +135,8 @@ def test_tokenizer_json_is_read_at_the_first_encode(tmp_path):
     assert tok.decode(tok.sot_sequence() + (383, 2068, tok.eot)) == " The quick"
     assert tok.vocab_size == 51864 and tok.no_speech == 50361 and len(tok.language_codes) == 99
     assert "_tok" not in vars(tok)
+    copy = pickle.loads(pickle.dumps(tok))  # the deferred loader travels too
+    assert "_tok" not in vars(copy) and copy.encode(" The quick") == [383, 2068]
     assert tok.encode(" The quick") == [383, 2068] and "_tok" in vars(tok)
 
     (tmp_path / "tokenizer.json").write_bytes((folder / "tokenizer.json").read_bytes())

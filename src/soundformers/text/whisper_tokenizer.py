@@ -19,7 +19,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 from ..errors import CheckpointError
@@ -114,18 +114,7 @@ class WhisperTokenizer:
         A `vocabulary.txt` that holds every special and timestamp token defers reading
         `tokenizer.json` to the first `encode`, where the check against it happens too.
         """
-
-        def load() -> object:
-            from tokenizers import Tokenizer
-
-            try:
-                tok = Tokenizer.from_file(str(tokenizer_json))
-            except Exception as e:  # tokenizers raises plain Exception subclasses
-                raise CheckpointError(f"cannot read tokenizer {tokenizer_json}: {e}") from e
-            tok.no_padding()
-            tok.no_truncation()
-            return tok
-
+        load = partial(_read_tokenizer, str(tokenizer_json))  # picklable, unlike a closure
         if vocabulary_txt is None:
             return cls(load())
         lines = Path(vocabulary_txt).read_text(encoding="utf-8").split("\n")
@@ -411,6 +400,19 @@ class WhisperTokenizer:
                 run = []
                 offset += len(text)
         return pieces, groups
+
+
+def _read_tokenizer(path: str) -> object:
+    """A `tokenizers.Tokenizer` from a `tokenizer.json`, without padding or truncation."""
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(path)
+    except Exception as e:  # tokenizers raises plain Exception subclasses
+        raise CheckpointError(f"cannot read tokenizer {path}: {e}") from e
+    tok.no_padding()
+    tok.no_truncation()
+    return tok
 
 
 def _complete(vocabulary: Sequence[str]) -> bool:
