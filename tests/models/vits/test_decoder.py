@@ -125,6 +125,44 @@ def test_polyphase_winograd_matches_conv1d(kernel, dilation, length):
         torch.testing.assert_close(got.squeeze(2), conv(x), atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (7, 1), (11, 1), (7, 3), (11, 5)])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("length", [1, 9, 40, 301])
+def test_polyphase_winograd_residual_and_leaky_relu(kernel, dilation, batch, length):
+    # batch 1 and dilation 1: one sequence, transformed in place; else the phase-major layout
+    # (batch times dilation sequences, a spare tile each); lengths with and without a last
+    # tile that reaches past the end; inputs and residuals that are windows of longer tensors
+    torch.manual_seed(14)
+    padding = dilation * (kernel - 1) // 2
+    conv = torch.nn.Conv1d(24, 20, kernel, dilation=dilation, padding=padding)
+    wide = torch.randn(batch, 24, 1, length + 7).contiguous(memory_format=torch.channels_last)
+    x = wide[..., 3 : 3 + length]
+    residual = torch.randn(batch, 20, 1, length + 5).contiguous(memory_format=torch.channels_last)
+    residual = residual[..., 5:]
+    winograd = decoder.PolyphaseWinograd(conv)
+    with torch.inference_mode():
+        plain = decoder.conv_nwc(x, conv)
+        for got, expected in [
+            (winograd(x), plain),
+            (winograd(x, residual), plain + residual),
+            (winograd(x, slope=0.2), F.leaky_relu(plain, 0.2)),
+            (winograd(x, residual, slope=0.2), plain + residual),  # the residual wins
+        ]:
+            assert got.shape == (batch, 20, 1, length)
+            assert got.is_contiguous(memory_format=torch.channels_last)
+            torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+        # the sum written over the residual (a window of a longer tensor, as in the decoder)
+        target = residual.clone(memory_format=torch.channels_last)
+        got = winograd(x, target, accumulate=True)
+        torch.testing.assert_close(got, plain + residual, atol=2e-5, rtol=1e-4)
+        if batch * dilation > 1 or length % 4 == 0:  # (else a new output, as without)
+            assert got.data_ptr() == target.data_ptr()
+            torch.testing.assert_close(target, plain + residual, atol=2e-5, rtol=1e-4)
+        # a batch's rows as the rows alone (a batch of 2 takes the other layout)
+        torch.testing.assert_close(winograd(x[:1], residual[:1]), winograd(x, residual)[:1],
+                                   atol=1e-6, rtol=1e-6)  # fmt: skip
+
+
 @pytest.mark.parametrize("resblock", ["1", "2"])
 @pytest.mark.parametrize("chunk_elements", [1 << 30, 64 * 16])
 def test_decoder_with_winograd_matches_plain_hifigan(resblock, chunk_elements, monkeypatch):
@@ -181,6 +219,37 @@ def test_packed_conv_fuses_leaky_relu_and_residual():
         torch.testing.assert_close(conv(x, 0.1), F.leaky_relu(plain, 0.1), atol=1e-5, rtol=1e-5)
         got = conv(x, residual=residual)
         torch.testing.assert_close(got, plain + residual, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["winograd", "packed", "plain"])
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("dilation", [1, 3])
+def test_res_conv_accumulates_into_the_residual(path, batch, dilation, monkeypatch):
+    if path == "packed" and not decoder._PACKED_CONV:
+        pytest.skip("this PyTorch has no packed oneDNN convolutions")
+    monkeypatch.setattr(decoder, "_PACKED_CONV", path == "packed")
+    monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 16 * 7 if path == "winograd" else 1 << 30)
+    torch.manual_seed(15)
+    conv = decoder.ResConv(16, 16, 7, dilation=dilation, padding=3 * dilation)
+    conv.prepare_()
+    x = torch.randn(batch, 16, 1, 80).contiguous(memory_format=torch.channels_last)
+    # the decoder's residuals are windows of its level's tensor
+    wide = torch.randn(batch, 16, 1, 90).contiguous(memory_format=torch.channels_last)
+    residual = wide[..., 6:86]
+    with torch.inference_mode():
+        expected = decoder.conv_nwc(x, conv) + residual
+        target = residual.clone(memory_format=torch.channels_last)
+        got = conv.forward_nwc(x, residual=target, accumulate=True)
+        torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+        assert got.is_contiguous(memory_format=torch.channels_last)
+        window = wide.clone(memory_format=torch.channels_last)
+        got = conv.forward_nwc(x, residual=window[..., 6:86], accumulate=True)
+        torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+        # only the window may change: where the sum was written over it, it is there
+        torch.testing.assert_close(window[..., :6], wide[..., :6], atol=0, rtol=0)
+        torch.testing.assert_close(window[..., 86:], wide[..., 86:], atol=0, rtol=0)
+        if got.data_ptr() == window[..., 6:86].data_ptr():
+            torch.testing.assert_close(window[..., 6:86], expected, atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("path", ["winograd", "packed", "plain"])

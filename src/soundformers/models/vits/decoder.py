@@ -124,11 +124,18 @@ class PackedConv:
             return None
 
     def __call__(self, x: torch.Tensor, slope: float | None = None,
-                 residual: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                 residual: torch.Tensor | None = None,
+                 accumulate: bool = False) -> torch.Tensor:  # fmt: skip
         """x: (B, C_in, 1, T) channels-last -> (B, C_out, 1, T') channels-last; plus `residual`
         (B, C_out, 1, T') if given, else leaky_relu(., slope) if `slope` is given: fused into
-        the convolution, which spares a pass over the output."""
+        the convolution, which spares a pass over the output. With `accumulate`, the sum may
+        be written over `residual` (the caller's to give up), which spares a new output."""
         if residual is not None:
+            if (accumulate and _PACKED_CONV_INPLACE
+                    and residual.is_contiguous(memory_format=torch.channels_last)):  # fmt: skip
+                return torch.ops.mkldnn._convolution_pointwise_.binary(
+                    residual, x, self.weight, self.bias, *self.args, "add", None, None, [], None
+                )
             return torch.ops.mkldnn._convolution_pointwise.binary(
                 x, residual, self.weight, self.bias, *self.args, "add", None, None, [], None
             )
@@ -142,6 +149,7 @@ _PACKED_CONV = (
     and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
     and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 )
+_PACKED_CONV_INPLACE = _PACKED_CONV and hasattr(torch.ops.mkldnn, "_convolution_pointwise_")
 
 
 class PackedConvTranspose:
@@ -250,6 +258,15 @@ class PolyphaseWinograd:
     are small matmuls over the phase axis, and the 2P - 1 products are one grouped oneDNN
     convolution, whose output is already in the order the output transform reads.
     Its float32 rounding error is about twice that of the direct convolution.
+
+    A dilation d splits time into d independent sequences (samples f, f + d, f + 2d, ...),
+    each an undilated convolution. The B d sequences of a batch are laid out one after the
+    other with a spare tile each, so that all tiles are the same stride apart: the input
+    transform is then one bmm (with batch dimensions that do not flatten into one, PyTorch
+    copies the operand first, and a bmm that writes a strided output runs item by item), and
+    the products one undilated convolution of B d sequences. One sequence (B = d = 1) needs
+    no spare tile: it is transformed from a zero-padded copy. The output transform adds the
+    residual connection as it writes (or applies the leaky ReLU in its reordering copy).
     """
 
     def __init__(self, conv: nn.Conv1d, tile: int = WINOGRAD_TILE,
@@ -273,32 +290,131 @@ class PolyphaseWinograd:
         share = torch.linalg.pinv(at) @ at.new_ones(tile)  # at @ share == 1
         bias = conv.bias.detach().double() if conv.bias is not None else w.new_zeros(out_channels)
         bias = torch.outer(share, bias).flatten().to(dtype)  # ((2P - 1) O,)
-        d, groups = self.dilation, self.n_products
+        groups = self.n_products
+        # undilated: each dilation phase is a sequence of its own (see `__call__`)
         self.products: Callable[[torch.Tensor], torch.Tensor] = PackedConv.build(
-            weight, bias, 0, d, groups
-        ) or partial(F.conv2d, weight=weight, bias=bias, dilation=(1, d), groups=groups)
+            weight, bias, 0, 1, groups
+        ) or partial(F.conv2d, weight=weight, bias=bias, groups=groups)
         self.bt, self.at = bt.to(dtype), at.to(dtype)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C, 1, T) channels-last -> (B, O, 1, T), as `conv_nwc(x, conv)`."""
+    def __call__(self, x: torch.Tensor, residual: torch.Tensor | None = None,
+                 slope: float | None = None, accumulate: bool = False) -> torch.Tensor:  # fmt: skip
+        """x: (B, C, 1, T) channels-last -> (B, O, 1, T) channels-last, as `conv_nwc(x, conv)`;
+        plus `residual` (B, O, 1, T) if given (added as the output transform writes), else
+        leaky_relu(., slope) if `slope` is given. With `accumulate`, the sum may be written
+        over `residual` (the caller's to give up): no new output, and no copy of the residual
+        for the matmul to add to."""
         p, d, n_products = self.tile, self.dilation, self.n_products
         b, c, _, t = x.shape
-        n_out = -(-t // (d * p))  # tiles per phase of the dilation
+        n_out = -(-t // (d * p))  # output tiles per sequence
         n = n_out + self.taps - 1  # input tiles the L-tap products read
-        left = d * (self.kernel_size - 1) // 2
-        total = (p * n + p - 1) * d  # every sample the 2P - 1 sequences reach
-        u = F.pad(x.squeeze(2).transpose(1, 2), (0, 0, left, total - t - left))  # (B, total, C)
-        # tile m, dilation phase f, sequence s: u[(P m + s) d + f], as (B, n, d, 2P - 1, C)
-        seqs = u.as_strided((b, n, d, n_products, c), (u.stride(0), p * d * c, c, d * c, 1))
-        z = self.bt @ seqs  # (B, n, d, 2P - 1, C): product n's input is channel group n
-        z = z.view(b, n * d, n_products * c).transpose(1, 2).unsqueeze(2)  # channels-last
-        y = self.products(z)  # (B, (2P - 1) O, 1, n_out d)
-        y = y.squeeze(2).transpose(1, 2).view(b, n_out, d, n_products, -1)
-        y = self.at @ y  # (B, n_out, d, P, O): time (P m + a) d + f
-        y = y.transpose(2, 3).reshape(b, n_out * p * d, -1)[:, :t]  # (B, T, O)
-        if b > 1:  # rows are n_out P d apart: close the gaps, or later ops leave channels-last
-            y = y.contiguous()
-        return y.transpose(1, 2).unsqueeze(2)
+        rows = x.squeeze(2).transpose(1, 2)  # (B, T, C)
+        if b * d == 1:  # one undilated sequence: zero-padded, its tiles P rows apart
+            left = (self.kernel_size - 1) // 2
+            u = F.pad(rows[0], (0, 0, left, p * n + p - 1 - left - t))  # (P n + P - 1, C)
+            z, tiles = rows.new_empty(n, n_products, c), n
+            self._tiles(u, 0, n, z)
+        else:  # a spare tile per sequence, so that all tiles are the same stride apart
+            z, tiles = self._input_sequences(rows, n), n + 1
+        z = z.view(b * d, tiles, n_products * c).transpose(1, 2).unsqueeze(2)  # channels-last
+        y = self.products(z)  # (B d, (2P - 1) O, 1, tiles - L + 1): channels-last
+        y = y.squeeze(2).transpose(1, 2).reshape(-1, n_products, y.shape[1] // n_products)
+        res = None if residual is None else residual.squeeze(2).transpose(1, 2)  # (B, T, O)
+        # into the residual where its rows are contiguous, as the views below need
+        into = accumulate and res is not None and res.stride(1) == res.shape[2]
+        into = into and res.stride(2) == 1
+        if b * d == 1:
+            out = self._output_single(y, t, res, into)
+            if res is None and slope is not None:
+                F.leaky_relu(out, slope, inplace=True)
+        else:
+            out = self._output_sequences(y, b, t, res, slope, into)
+        return out.transpose(1, 2).unsqueeze(2)
+
+    def _tiles(self, u: torch.Tensor, start: int, count: int, out: torch.Tensor) -> None:
+        """out (count, 2P - 1, C) = the input transform of `count` tiles of u (rows, C) (rows
+        C floats apart): tile m reads rows start + P m .. start + P m + 2P - 2."""
+        c = u.shape[-1]
+        seqs = u.as_strided((count, self.n_products, c), (self.tile * c, c, 1),
+                            u.storage_offset() + start * c)  # fmt: skip
+        torch.bmm(self.bt.expand(count, -1, -1), seqs, out=out)
+
+    def _input_sequences(self, rows: torch.Tensor, n: int) -> torch.Tensor:
+        """The input transform of rows (B, T, C) as B d sequences of n + 1 tiles (the last one
+        spare: it reads the next sequence) -> (B d (n + 1), 2P - 1, C), in one bmm.
+
+        One copy lays the sequences out one after the other, zero-padded: sequence (b, f) is
+        samples f - left, f - left + d, ... of sequence b (left = d (k - 1) / 2)."""
+        p, d = self.tile, self.dilation
+        b, t, c = rows.shape
+        length = p * (n + 1)  # rows per sequence: its n tiles read P n + P - 1
+        flat = rows.new_empty(b * d * length + p, c)  # + P rows for the last spare tile
+        u = flat[: b * d * length].view(b, d, length, c)
+        lo = (self.kernel_size - 1) // 2  # zeros before sample 0, in each sequence
+        full, rest = divmod(t, d)  # samples in every sequence; sequences with one more
+        u[:, :, :lo] = 0
+        u[:, :, lo : lo + full] = rows[:, : full * d].unflatten(1, (full, d)).transpose(1, 2)
+        u[:, :rest, lo + full] = rows[:, full * d :]
+        u[:, rest:, lo + full :] = 0  # zeros after each sequence's last sample
+        u[:, :rest, lo + full + 1 :] = 0
+        flat[b * d * length :] = 0  # (only the spare tile reads them)
+        z = rows.new_empty(b * d * (n + 1), self.n_products, c)
+        self._tiles(flat, 0, b * d * (n + 1), z)
+        return z
+
+    def _output_single(self, y: torch.Tensor, t: int, res: torch.Tensor | None,
+                       into: bool = False) -> torch.Tensor:  # fmt: skip
+        """The output transform of one undilated sequence's products y (n_out, 2P - 1, O) ->
+        (1, T, O), plus res (1, T, O) if given (written over res if `into`): tile m is samples
+        P m .. P m + P - 1, in order."""
+        p, (n_out, _, o) = self.tile, y.shape
+        at = self.at.expand(n_out, -1, -1)
+        if t != p * n_out:  # the last tile reaches past the end
+            out = torch.bmm(at, y).view(1, p * n_out, o)[:, :t]
+            return out if res is None else out.add_(res)
+        if res is None:
+            out = y.new_empty(1, t, o)
+            torch.bmm(at, y, out=out.view(n_out, p, o))
+            return out
+        # the sum as the matmul writes it (beta = 1), rather than one more pass; a new output
+        # first gets a copy of the residual
+        if into:
+            res.view(n_out, p, o).baddbmm_(at, y)
+            return res
+        out = y.new_empty(1, t, o)
+        torch.baddbmm(res.reshape(n_out, p, o), at, y, out=out.view(n_out, p, o))
+        return out
+
+    def _output_sequences(self, y: torch.Tensor, b: int, t: int, res: torch.Tensor | None,
+                          slope: float | None = None, into: bool = False) -> torch.Tensor:  # fmt: skip
+        """The output transform of the products y (B d (n_out + 1), 2P - 1, O) of
+        `_input_sequences` -> (B, T, O), plus res (B, T, O) if given (written over res if
+        `into`), else leaky_relu(., slope) if `slope` is given: one pass (a copy, sum or leaky
+        ReLU) puts the sequences' tiles back in time order and drops the spare tiles."""
+        p, d, o = self.tile, self.dilation, y.shape[-1]
+        n_out = y.shape[0] // (b * d) - 1
+        w = torch.bmm(self.at.expand(y.shape[0], -1, -1), y)  # (B d (n_out + 1), P, O)
+        # (B, n_out, P, d, O): sequence f's tile m, output a is sample (P m + a) d + f
+        w = w.view(b, d, n_out + 1, p, o)[:, :, :n_out].permute(0, 2, 3, 1, 4)
+        out = res if into else y.new_empty(b, t, o)
+        full = t // (p * d)  # tiles whose samples are all inside
+        head = out[:, : p * d * full].view(b, full, p, d, o)
+        if res is not None:
+            torch.add(w[:, :full], res[:, : p * d * full].reshape(b, full, p, d, o), out=head)
+        elif slope is not None:
+            torch._C._nn.leaky_relu(w[:, :full], slope, out=head)
+        else:
+            head.copy_(w[:, :full])
+        if full < n_out:  # the samples of the last tile that are inside
+            last = out[:, p * d * full :]
+            tail = w[:, full].reshape(b, p * d, o)[:, : last.shape[1]]
+            if res is not None:
+                torch.add(tail, res[:, p * d * full :], out=last)
+            elif slope is not None:
+                torch._C._nn.leaky_relu(tail, slope, out=last)
+            else:
+                last.copy_(tail)
+        return out
 
 
 class ResConv(nn.Conv1d):
@@ -329,18 +445,19 @@ class ResConv(nn.Conv1d):
                                            self.dilation[0])  # fmt: skip
 
     def forward_nwc(self, x: torch.Tensor, slope: float | None = None,
-                    residual: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                    residual: torch.Tensor | None = None,
+                    accumulate: bool = False) -> torch.Tensor:  # fmt: skip
         """x: (B, C, 1, T) channels-last -> (B, C_out, 1, T), plus `residual` (B, C_out, 1, T)
-        if given, else leaky_relu(., slope) if `slope` is given. With autograd on, always the
-        direct convolution: the prepared weights are a detached copy."""
-        y = None
+        if given, else leaky_relu(., slope) if `slope` is given. `accumulate`: the sum may be
+        written over `residual`, which the caller does not read again (spares a new output).
+        With autograd on, always the direct convolution: the prepared weights are a detached
+        copy."""
         if x.dtype == torch.float32 and x.device.type == "cpu" and not torch.is_grad_enabled():
             if self.packed is not None:
-                return self.packed(x, slope, residual)
+                return self.packed(x, slope, residual, accumulate)
             if self.winograd is not None:
-                y = self.winograd(x)
-        if y is None:
-            y = conv_nwc(x, self)
+                return self.winograd(x, residual, slope, accumulate)
+        y = conv_nwc(x, self)
         if residual is not None:
             return y.add_(residual)
         return y if slope is None else F.leaky_relu(y, slope, inplace=True)
@@ -401,7 +518,8 @@ class ResBlock1(nn.Module):
         last = len(self.convs1) - 1
         for i, (c1, c2) in enumerate(zip(self.convs1, self.convs2)):
             h = mask_(c1.forward_nwc(x_act, slope=self.slope), valid)
-            x = mask_(c2.forward_nwc(h, residual=x), valid)
+            # x is the parallel blocks' shared input at first, then this block's own
+            x = mask_(c2.forward_nwc(h, residual=x, accumulate=i > 0), valid)
             if i < last:
                 x_act = F.leaky_relu(x, self.slope)
         return x
@@ -429,7 +547,8 @@ class ResBlock2(nn.Module):
         valid: the samples inside the sequence, if not all (see `mask_`)."""
         last = len(self.convs) - 1
         for i, conv in enumerate(self.convs):
-            x = mask_(conv.forward_nwc(x_act, residual=x), valid)  # x: zero outside `valid`
+            # x: zero outside `valid`; the blocks' shared input at first, then this block's own
+            x = mask_(conv.forward_nwc(x_act, residual=x, accumulate=i > 0), valid)
             if i < last:
                 x_act = F.leaky_relu(x, self.slope)
         return x
