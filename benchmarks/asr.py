@@ -1,6 +1,6 @@
 """Speech recognition on CPU, one run: soundformers vs transformers' pipeline vs faster-whisper.
 
-    .venv/bin/python benchmarks/asr.py [--threads 2] [--quick]
+    .venv/bin/python benchmarks/asr.py [--threads 2] [--quick] [--repeats 1]
 
 Same weights everywhere: the bundled Whisper tiny.en (CTranslate2), read by us, by faster-whisper
 (int8 and float32), and by transformers from the Hugging Face folder our `convert` writes. Same
@@ -17,7 +17,9 @@ factor (wall / audio seconds) of each part, WER (Whisper English normalizer) and
 then each rival's wall time divided by ours (> 1: we are faster). Audio decoding is not timed.
 `--quick`: 6 utterances and the 73 s espeak recording, a smoke run.
 
-The machine may be shared with other work: figures from one run are noisy.
+The machine may be shared with other work: figures from one run are noisy. `--repeats N` runs
+each part N times in the same process (the first run's texts are scored) and keeps the
+fastest, for every system alike; the cold start is measured once.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 STARTED = time.perf_counter()  # before any heavy import: the cold start counts from here
 
@@ -53,24 +56,33 @@ OURS = "soundformers-fp32"
 # one system, in a child process
 
 
-def _measure(loaded: float, short: Callable[[], list[str]], long: Callable[[], str]) -> dict:
+def _best(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """(fastest wall time of `repeats` calls of `run`, the first call's result)."""
+    walls, results = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        results.append(run())
+        walls.append(time.perf_counter() - start)
+    return min(walls), results[0]
+
+
+def _measure(loaded: float, short: Callable[[], list[str]], long: Callable[[], str],
+             repeats: int) -> dict:  # fmt: skip
     """Time `short()` (the short utterances' texts), then `long()` (the long recording's
-    text): the result every system reports, with its cold start (`loaded` - start-up)."""
-    start = time.perf_counter()
-    short_texts = short()
-    short_wall = time.perf_counter() - start
-    start = time.perf_counter()
-    long_text = long()
+    text), each the fastest of `repeats` runs: the result every system reports, with its cold
+    start (`loaded` - start-up)."""
+    short_wall, short_texts = _best(short, repeats)
+    long_wall, long_text = _best(long, repeats)
     return {
         "cold_s": loaded - STARTED,
         "short_wall": short_wall,
         "short_texts": short_texts,
-        "long_wall": time.perf_counter() - start,
+        "long_wall": long_wall,
         "long_text": long_text,
     }
 
 
-def _run_soundformers(dtype_name: str, data: dict, threads: int) -> dict:
+def _run_soundformers(dtype_name: str, data: dict, threads: int, repeats: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -94,14 +106,15 @@ def _run_soundformers(dtype_name: str, data: dict, threads: int) -> dict:
         loaded,
         lambda: [o["text"] for o in asr(rows, batch_size=8, generate_kwargs=greedy)],
         lambda: read_long("sequential"),
+        repeats,
     )
-    start = time.perf_counter()
-    out["long_batched_text"] = read_long("batched")
-    out["long_batched_wall"] = time.perf_counter() - start
+    out["long_batched_wall"], out["long_batched_text"] = _best(
+        lambda: read_long("batched"), repeats
+    )
     return out
 
 
-def _run_transformers(batch: int, data: dict, threads: int, hf_dir: str) -> dict:
+def _run_transformers(batch: int, data: dict, threads: int, hf_dir: str, repeats: int) -> dict:
     import warnings
 
     import torch
@@ -123,10 +136,13 @@ def _run_transformers(batch: int, data: dict, threads: int, hf_dir: str) -> dict
             return_timestamps=True,
             generate_kwargs={**greedy, "condition_on_prev_tokens": True},
         )["text"],
+        repeats,
     )
 
 
-def _run_faster_whisper(compute_type: str, data: dict, threads: int, ct2_dir: str) -> dict:
+def _run_faster_whisper(
+    compute_type: str, data: dict, threads: int, ct2_dir: str, repeats: int
+) -> dict:
     import faster_whisper
 
     model = faster_whisper.WhisperModel(
@@ -142,6 +158,7 @@ def _run_faster_whisper(compute_type: str, data: dict, threads: int, ct2_dir: st
         loaded,
         lambda: [read(a, without_timestamps=True) for a in data["short"]],
         lambda: read(data["long"]),
+        repeats,
     )
 
 
@@ -155,12 +172,12 @@ def run_system(args: argparse.Namespace) -> None:
         }
     family, variant = args.system.rsplit("-", 1)
     if family == "soundformers":
-        out = _run_soundformers(variant, data, args.threads)
+        out = _run_soundformers(variant, data, args.threads, args.repeats)
     elif family == "transformers":
-        out = _run_transformers(int(variant[1:]), data, args.threads, args.hf_dir)
+        out = _run_transformers(int(variant[1:]), data, args.threads, args.hf_dir, args.repeats)
     else:
         compute_type = {"int8": "int8", "fp32": "float32"}[variant]
-        out = _run_faster_whisper(compute_type, data, args.threads, args.ct2_dir)
+        out = _run_faster_whisper(compute_type, data, args.threads, args.ct2_dir, args.repeats)
     out["system"] = args.system
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
     print(json.dumps(out))
@@ -195,6 +212,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="6 utterances + the 73 s recording")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each part per system; the fastest counts")  # fmt: skip
     parser.add_argument("--system", default=None, help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--audio", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hf-dir", default=None, help=argparse.SUPPRESS)
@@ -233,7 +252,7 @@ def main() -> None:
         for system in args.systems:
             command = [sys.executable, __file__, "--system", system, "--audio", str(audio_file),
                        "--hf-dir", str(hf_dir), "--ct2-dir", str(ct2_dir),
-                       "--threads", str(args.threads)]  # fmt: skip
+                       "--threads", str(args.threads), "--repeats", str(args.repeats)]  # fmt: skip
             print(f"  running {system} ...", file=sys.stderr, flush=True)
             done = subprocess.run(command, env=env, capture_output=True, text=True)
             if done.returncode != 0:
