@@ -127,10 +127,13 @@ def _run_transformers(batch: int, data: dict, threads: int, hf_dir: str, repeats
     pipe = transformers.pipeline("automatic-speech-recognition", model=hf_dir, device="cpu")
     loaded = time.perf_counter()
     greedy = {"num_beams": 1}  # the pipeline's own default is beam search (5)
-    rows = [{"raw": a, "sampling_rate": 16000} for a in data["short"]]
+
+    def rows() -> list[dict]:  # new dicts for every run: the pipeline pops their "raw"
+        return [{"raw": a, "sampling_rate": 16000} for a in data["short"]]
+
     return _measure(
         loaded,
-        lambda: [o["text"] for o in pipe(rows, batch_size=batch, generate_kwargs=greedy)],
+        lambda: [o["text"] for o in pipe(rows(), batch_size=batch, generate_kwargs=greedy)],
         lambda: pipe(
             {"raw": data["long"], "sampling_rate": 16000},
             return_timestamps=True,
