@@ -90,11 +90,11 @@ def attention(
     defaults to 1 / sqrt(Dh). One query row (a decode step) takes the explicit
     matmul-softmax-matmul, which on CPU is as fast as SDPA in float32 and 5x faster in bfloat16;
     its softmax runs in float32 whatever the input dtype. Long unmasked queries (the encoder:
-    at least `_LOW_PRECISION_MIN_QUERIES`) go one head at a time: in bfloat16 or float16
+    at least `_PER_HEAD_MIN_QUERIES`) go one head at a time: in bfloat16 or float16
     through `_low_precision_attention`, in float32 on CPU through `_float32_attention`; the
     rest take SDPA.
     """
-    if q.shape[2] >= _LOW_PRECISION_MIN_QUERIES and mask is None and not is_causal:
+    if q.shape[2] >= _PER_HEAD_MIN_QUERIES and mask is None and not is_causal:
         if q.dtype in _LOW_PRECISION:
             return _low_precision_attention(q, k, v, scale)
         out = _float32_attention(q, k, v, scale)
@@ -114,8 +114,9 @@ def attention(
 
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
-# below this many queries (a decoder prompt), the per-head loop costs more than it saves
-_LOW_PRECISION_MIN_QUERIES = 128
+# below this many queries (a decoder prompt), the per-head loops of `_low_precision_attention`
+# and `_float32_attention` cost more than they save
+_PER_HEAD_MIN_QUERIES = 128
 
 
 def _float32_attention(
