@@ -313,7 +313,7 @@ class PolyphaseWinograd:
             left = (self.kernel_size - 1) // 2
             u = F.pad(rows[0], (0, 0, left, p * n + p - 1 - left - t))  # (P n + P - 1, C)
             z, tiles = rows.new_empty(n, n_products, c), n
-            self._tiles(u, 0, n, z)
+            self._tiles(u, n, z)
         else:  # a spare tile per sequence, so that all tiles are the same stride apart
             z, tiles = self._input_sequences(rows, n), n + 1
         z = z.view(b * d, tiles, n_products * c).transpose(1, 2).unsqueeze(2)  # channels-last
@@ -331,12 +331,12 @@ class PolyphaseWinograd:
             out = self._output_sequences(y, b, t, res, slope, into)
         return out.transpose(1, 2).unsqueeze(2)
 
-    def _tiles(self, u: torch.Tensor, start: int, count: int, out: torch.Tensor) -> None:
+    def _tiles(self, u: torch.Tensor, count: int, out: torch.Tensor) -> None:
         """out (count, 2P - 1, C) = the input transform of `count` tiles of u (rows, C) (rows
-        C floats apart): tile m reads rows start + P m .. start + P m + 2P - 2."""
+        C floats apart): tile m reads rows P m .. P m + 2P - 2."""
         c = u.shape[-1]
         seqs = u.as_strided((count, self.n_products, c), (self.tile * c, c, 1),
-                            u.storage_offset() + start * c)  # fmt: skip
+                            u.storage_offset())  # fmt: skip
         torch.bmm(self.bt.expand(count, -1, -1), seqs, out=out)
 
     def _input_sequences(self, rows: torch.Tensor, n: int) -> torch.Tensor:
@@ -359,7 +359,7 @@ class PolyphaseWinograd:
         u[:, :rest, lo + full + 1 :] = 0
         flat[b * d * length :] = 0  # (only the spare tile reads them)
         z = rows.new_empty(b * d * (n + 1), self.n_products, c)
-        self._tiles(flat, 0, b * d * (n + 1), z)
+        self._tiles(flat, b * d * (n + 1), z)
         return z
 
     def _output_single(self, y: torch.Tensor, t: int, res: torch.Tensor | None,
@@ -397,23 +397,23 @@ class PolyphaseWinograd:
         # (B, n_out, P, d, O): sequence f's tile m, output a is sample (P m + a) d + f
         w = w.view(b, d, n_out + 1, p, o)[:, :, :n_out].permute(0, 2, 3, 1, 4)
         out = res if into else y.new_empty(b, t, o)
+
+        def write(source: torch.Tensor, dest: torch.Tensor, added: torch.Tensor | None) -> None:
+            if added is not None:
+                torch.add(source, added, out=dest)
+            elif slope is not None:
+                torch._C._nn.leaky_relu(source, slope, out=dest)
+            else:
+                dest.copy_(source)
+
         full = t // (p * d)  # tiles whose samples are all inside
-        head = out[:, : p * d * full].view(b, full, p, d, o)
-        if res is not None:
-            torch.add(w[:, :full], res[:, : p * d * full].reshape(b, full, p, d, o), out=head)
-        elif slope is not None:
-            torch._C._nn.leaky_relu(w[:, :full], slope, out=head)
-        else:
-            head.copy_(w[:, :full])
+        head = (b, full, p, d, o)
+        write(w[:, :full], out[:, : p * d * full].view(head),
+              None if res is None else res[:, : p * d * full].reshape(head))  # fmt: skip
         if full < n_out:  # the samples of the last tile that are inside
             last = out[:, p * d * full :]
-            tail = w[:, full].reshape(b, p * d, o)[:, : last.shape[1]]
-            if res is not None:
-                torch.add(tail, res[:, p * d * full :], out=last)
-            elif slope is not None:
-                torch._C._nn.leaky_relu(tail, slope, out=last)
-            else:
-                last.copy_(tail)
+            write(w[:, full].reshape(b, p * d, o)[:, : last.shape[1]], last,
+                  None if res is None else res[:, p * d * full :])  # fmt: skip
         return out
 
 
