@@ -107,6 +107,59 @@ def onednn_product(
 _POINTWISE = hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
+# below this many queries (a decoder prompt, a short clip), per-slice attention loops
+# (`float32_attention`, Whisper's low-precision one) cost more than they save
+PER_HEAD_MIN_QUERIES = 128
+
+
+def float32_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None
+) -> torch.Tensor | None:
+    """softmax(q k^T * scale) v for unmasked float32 attention on CPU without autograd, one
+    (batch, head) slice at a time, its two products run by oneDNN; None where that does not
+    apply (another dtype or device, autograd, or a torch without the op): the caller takes SDPA.
+    Worth it from `PER_HEAD_MIN_QUERIES` queries.
+
+    torch sends float32 products to MKL, which runs its AVX2 code on this AMD CPU; SDPA's
+    flash kernel computes Whisper's 1500 x 1500 encoder attention at ~170 GFLOP/s. oneDNN's
+    products of a slice (q k^T, then p v, on contiguous copies of the T x Dh operands) take
+    half the time: a tiny.en encoder layer's attention 23 -> 16-18 ms; AST's 1214 tokens
+    1.7x at batch 8. For long sequences only: at a few hundred tokens (wav2vec2's 5 s clips)
+    the per-slice calls cost what they save. One slice's scores (T x S float32) at a time;
+    float32 rounding (~3e-7 from SDPA on unit-scale inputs). oneDNN builds a primitive per
+    (T, S): callers whose lengths vary with the input should keep to SDPA.
+
+    Args:
+        q: (B, H, T, Dh); k, v: (B, H, S, Dh); float32, any strides.
+        scale: score scale, default 1 / sqrt(Dh).
+
+    Returns:
+        (B, H, T, Dh): a view of a (B, T, H, Dh) tensor; or None.
+    """
+    if (
+        q.dtype != torch.float32
+        or q.device.type != "cpu"
+        or torch.is_grad_enabled()
+        or not (k.dtype == v.dtype == torch.float32)
+    ):
+        return None
+    b, h, t, dh = q.shape
+    scale = dh**-0.5 if scale is None else scale
+    out = q.new_empty(b, t, h, dh)
+    for i in range(b):
+        for j in range(h):
+            # the scale on the queries (T x Dh), not on the scores (T x S)
+            scores = onednn_product(q[i, j] * scale, k[i, j].contiguous())
+            if scores is None:
+                return None
+            torch.ops.aten._softmax.out(scores, -1, False, out=scores)
+            values = onednn_product(scores, v[i, j].t().contiguous())  # (T, Dh)
+            if values is None:
+                return None
+            out[i, :, j] = values
+    return out.transpose(1, 2)
+
+
 def pack_linear_weight(weight: torch.Tensor) -> torch.Tensor | None:
     """`weight` (out, in), float32 or bfloat16 on the CPU, in oneDNN's blocked layout, for
     `onednn_product`; None where this torch cannot pack it.

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from soundformers.models.layers import float32_attention
 from soundformers.models.whisper.load import load_model
 from soundformers.models.whisper.model import (
     StepLinear,
-    _float32_attention,
     _low_precision_attention,
     _row_errors,
     _threaded_linear,
@@ -107,20 +107,20 @@ def test_float32_attention_matches_sdpa_on_strided_heads():
     q, k, v = qkv.view(2, 160, 9, 16).transpose(1, 2).split(3, dim=1)
     for scale in (None, 0.5):
         exact = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=scale)
-        got = _float32_attention(q, k, v, scale)
+        got = float32_attention(q, k, v, scale)
         assert got is not None and got.dtype == torch.float32 and got.shape == q.shape
         assert float((got.double() - exact).abs().max()) < 1e-5
-    assert torch.equal(attention(q, k, v), _float32_attention(q, k, v, None))  # the encoder's
+    assert torch.equal(attention(q, k, v), float32_attention(q, k, v, None))  # the encoder's
     short = q[:, :, :100]  # fewer queries than the per-head route pays off for: SDPA
     assert torch.equal(attention(short, k, v), F.scaled_dot_product_attention(short, k, v))
 
 
 def test_float32_attention_leaves_autograd_and_other_dtypes_to_sdpa():
     q, k, v = (torch.randn(1, 2, 130, 8) for _ in range(3))
-    assert _float32_attention(q, k, v, None) is None  # autograd on
+    assert float32_attention(q, k, v, None) is None  # autograd on
     with torch.inference_mode():
-        assert _float32_attention(q.double(), k.double(), v.double(), None) is None
-        assert _float32_attention(q, k, v, None) is not None
+        assert float32_attention(q.double(), k.double(), v.double(), None) is None
+        assert float32_attention(q, k, v, None) is not None
 
 
 def test_float32_embedding_is_column_major_and_loads_so(tiny_english):

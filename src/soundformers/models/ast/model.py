@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import Linear, linear
+from ..layers import PER_HEAD_MIN_QUERIES, Linear, float32_attention, linear
 from ..wav2vec2.model import activation
 from .config import ASTConfig
 
@@ -19,7 +19,9 @@ __all__ = ["AST", "ASTForAudioClassification"]
 
 class Attention(nn.Module):
     """Multi-head self-attention with the checkpoint's query/key/value fused into one `qkv`
-    Linear (weight (3D, D): rows query, key, value; see convert.py), SDPA core."""
+    Linear (weight (3D, D): rows query, key, value; see convert.py). Its core: for all
+    tokens in float32 on CPU, oneDNN products per head (`layers.float32_attention`; the
+    patches of a 10 s clip are always 1214 tokens, so one oneDNN primitive), else SDPA."""
 
     def __init__(self, dim: int, n_heads: int, bias: bool) -> None:
         super().__init__()
@@ -41,7 +43,9 @@ class Attention(nn.Module):
             k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, head_dim)
             q = F.linear(x[:, :n_queries], w[:D], None if b is None else b[:D])
             q = q.view(B, n_queries, *split[2:]).transpose(1, 2)  # (B, heads, n_queries, hd)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, queries, head_dim)
+        y = float32_attention(q, k, v) if q.shape[2] >= PER_HEAD_MIN_QUERIES else None
+        if y is None:
+            y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, queries, head_dim)
         return self.out(y.transpose(1, 2).reshape(B, q.shape[2], D))
 
 

@@ -20,9 +20,11 @@ from torch import nn
 
 from ...generation.cache import StaticKVCache
 from ..layers import (
+    PER_HEAD_MIN_QUERIES,
     VARYING_ROWS,
     Linear,
     embedding,
+    float32_attention,
     linear,
     onednn_product,
     pack_linear_weight,
@@ -90,14 +92,14 @@ def attention(
     defaults to 1 / sqrt(Dh). One query row (a decode step) takes the explicit
     matmul-softmax-matmul, which on CPU is as fast as SDPA in float32 and 5x faster in bfloat16;
     its softmax runs in float32 whatever the input dtype. Long unmasked queries (the encoder:
-    at least `_PER_HEAD_MIN_QUERIES`) go one head at a time: in bfloat16 or float16
-    through `_low_precision_attention`, in float32 on CPU through `_float32_attention`; the
+    at least `PER_HEAD_MIN_QUERIES`) go one head at a time: in bfloat16 or float16
+    through `_low_precision_attention`, in float32 on CPU through `layers.float32_attention`; the
     rest take SDPA.
     """
-    if q.shape[2] >= _PER_HEAD_MIN_QUERIES and mask is None and not is_causal:
+    if q.shape[2] >= PER_HEAD_MIN_QUERIES and mask is None and not is_causal:
         if q.dtype in _LOW_PRECISION:
             return _low_precision_attention(q, k, v, scale)
-        out = _float32_attention(q, k, v, scale)
+        out = float32_attention(q, k, v, scale)
         if out is not None:
             return out
     if q.shape[2] > 1 or is_causal:
@@ -114,53 +116,6 @@ def attention(
 
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
-# below this many queries (a decoder prompt), the per-head loops of `_low_precision_attention`
-# and `_float32_attention` cost more than they save
-_PER_HEAD_MIN_QUERIES = 128
-
-
-def _float32_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None
-) -> torch.Tensor | None:
-    """Unmasked float32 attention on CPU without autograd, one (batch, head) slice at a time,
-    its two products run by oneDNN; None where that does not apply (another dtype or device,
-    autograd, or a torch without the op): the caller takes SDPA.
-
-    torch sends float32 products to MKL, which runs its AVX2 code on this AMD CPU; SDPA's
-    flash kernel computes Whisper's 1500 x 1500 encoder attention at ~170 GFLOP/s. oneDNN's
-    products of a slice (q k^T, then p v, on contiguous copies of the 1500 x 64 operands)
-    take half the time: a tiny.en encoder layer's attention 23 -> 16-18 ms. One slice's
-    scores (9 MB) at a time; float32 rounding (~3e-7 from SDPA on unit-scale inputs).
-
-    Args:
-        q: (B, H, T, Dh); k, v: (B, H, S, Dh); float32, any strides.
-        scale: score scale, default 1 / sqrt(Dh).
-
-    Returns:
-        (B, H, T, Dh): a view of a (B, T, H, Dh) tensor; or None.
-    """
-    if (
-        q.dtype != torch.float32
-        or q.device.type != "cpu"
-        or torch.is_grad_enabled()
-        or not (k.dtype == v.dtype == torch.float32)
-    ):
-        return None
-    b, h, t, dh = q.shape
-    scale = dh**-0.5 if scale is None else scale
-    out = q.new_empty(b, t, h, dh)
-    for i in range(b):
-        for j in range(h):
-            # the scale on the queries (T x Dh), not on the scores (T x S)
-            scores = onednn_product(q[i, j] * scale, k[i, j].contiguous())
-            if scores is None:
-                return None
-            torch.ops.aten._softmax.out(scores, -1, False, out=scores)
-            values = onednn_product(scores, v[i, j].t().contiguous())  # (T, Dh)
-            if values is None:
-                return None
-            out[i, :, j] = values
-    return out.transpose(1, 2)
 
 
 def _low_precision_attention(
