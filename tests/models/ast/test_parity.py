@@ -105,3 +105,28 @@ def test_all_tokens_and_the_pooled_tokens_only_agree(tiny):
     assert tokens.shape == (2, ours.config.num_patches + 2, 32) and two.shape == (2, 2, 32)
     torch.testing.assert_close(pooled_short, pooled_full, atol=1e-5, rtol=0)
     torch.testing.assert_close(two, tokens[:, :2], atol=1e-5, rtol=0)
+
+
+def test_all_token_attention_runs_per_head_and_matches_sdpa(tiny, monkeypatch):
+    """146 tokens (>= PER_HEAD_MIN_QUERIES) take `layers.float32_attention`; the last block's
+    two pooled queries take SDPA; the logits are SDPA's within float32 rounding."""
+    from soundformers.models import layers
+    from soundformers.models.ast import model as ast_model
+
+    folder, _, _ = tiny
+    ours = from_pretrained(folder)
+    x = torch.randn(2, 128, 128)
+    calls = []
+
+    def spy(q, k, v, scale=None):
+        calls.append(q.shape)
+        return layers.float32_attention(q, k, v, scale)
+
+    monkeypatch.setattr(ast_model, "float32_attention", spy)
+    with torch.inference_mode():
+        fast = ours.module(x)
+        assert calls == [(2, 4, ours.config.num_patches + 2, 8)]  # block 1; block 2: pooled
+        monkeypatch.setattr(ast_model, "PER_HEAD_MIN_QUERIES", 10**9)
+        plain = ours.module(x)
+    assert len(calls) == 1
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=0)
