@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from soundformers.models.layers import float32_attention
+from soundformers.models.whisper import model as model_module
 from soundformers.models.whisper.load import load_model
 from soundformers.models.whisper.model import (
     StepLinear,
@@ -97,6 +98,51 @@ def test_low_precision_attention_matches_sdpa(dtype):
     scaled = _low_precision_attention(q, k, v, 0.5)
     exact_scaled = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=0.5)
     assert float((scaled.double() - exact_scaled).abs().max()) < 4e-2  # sharper: rounder
+
+
+@torch.inference_mode()
+def test_bfloat16_attention_without_the_softmax_pass_is_nearer_float64(monkeypatch):
+    """Slices through the product's sigmoid (`_ExpAttention`; heads as strided views of one
+    projection, as the encoder has them) against the softmax loop: both near float64 SDPA,
+    the first nearer (its weights come from the float32 accumulator, the softmax's from
+    scores rounded to bfloat16), on sharp attention (scores up to ~40)."""
+    g = torch.Generator().manual_seed(1)
+    qkv = (torch.randn(2, 150, 3 * 4 * 16, generator=g) * 1.5).to(torch.bfloat16)
+    q, k, v = qkv.view(2, 150, 12, 16).transpose(1, 2).split(4, dim=1)
+    exact = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
+    calls = []
+    real = model_module._ExpAttention.__call__
+
+    def counted(self, i, j, out):
+        calls.append((i, j))
+        return real(self, i, j, out)
+
+    monkeypatch.setattr(model_module._ExpAttention, "__call__", counted)
+    errors = {}
+    for exp in (True, False):
+        monkeypatch.setattr(model_module, "_EXP_ATTENTION", exp)
+        got = _low_precision_attention(q, k, v, None)
+        errors[exp] = float((got.double() - exact).abs().max())
+    assert len(calls) == 8  # every (batch, head) slice, with the pass off none
+    assert errors[True] < 3e-2 and errors[False] < 1e-1
+    assert errors[True] < errors[False]
+
+
+@torch.inference_mode()
+def test_exp_attention_leaves_a_slice_that_would_underflow_to_the_softmax():
+    # queries anti-aligned with every key: each row's best score is far below the bound's
+    # shift (c - 87), so its weights underflow and the slice reports failure
+    key = torch.randn(64, generator=torch.Generator().manual_seed(6))
+    k = (key * 0.05 + torch.randn(1, 1, 90, 64) * 1e-3 + key * 3).to(torch.bfloat16)
+    q = (-key * 6 + torch.randn(1, 1, 30, 64) * 1e-3).to(torch.bfloat16)
+    v = torch.randn(1, 1, 90, 64).to(torch.bfloat16)
+    exp = model_module._ExpAttention.build(q, k, v, 0.125)
+    assert exp is not None
+    out = torch.zeros(30, 64, dtype=torch.bfloat16)
+    assert not exp(0, 0, out)
+    got = _low_precision_attention(q, k, v, 0.125)  # the softmax takes that slice
+    exact = F.scaled_dot_product_attention(q.double(), k.double(), v.double(), scale=0.125)
+    assert float((got.double() - exact).abs().max()) < 2e-2
 
 
 @torch.inference_mode()

@@ -149,12 +149,81 @@ def _low_precision_attention(
     scale = dh**-0.5 if scale is None else scale
     out = q.new_empty(b, t, h, dh)
     scores = q.new_empty(t, k.shape[2])  # one buffer for every slice, softmax in place
+    exp = _ExpAttention.build(q, k, v, scale)
     for i in range(b):
         for j in range(h):
+            if exp is not None and exp(i, j, out[i, :, j]):
+                continue
             torch.addmm(scores, q[i, j], k[i, j].t(), beta=0, alpha=scale, out=scores)
             torch.ops.aten._softmax.out(scores, -1, False, out=scores)
             torch.mm(scores, v[i, j], out=out[i, :, j])
     return out.transpose(1, 2)
+
+
+class _ExpAttention:
+    """bfloat16 attention slices without a softmax pass (for `_low_precision_attention`):
+    each slice's weights come out of the first product, their sums out of the second.
+
+    oneDNN's product q k^T has no exponential post-op, but a sigmoid one, and for y <= -16
+    sigmoid(y) = e^y / (1 + e^y) is e^y within 1.2e-7 relative. So the product, biased by
+    -c (c = the slice's Cauchy-Schwarz bound max|q| max|k| scale, plus 16), gives
+    e^(s - c), from its float32 accumulator (the softmax path rounds the scores to bfloat16
+    first: ~0.1 in the exponent at |s| ~ 40). Values with a column of ones then give each
+    row's weighted sum and its sum of weights in one product; their quotient is the
+    attention. Whisper tiny.en's batch-8 encode of the fixture speech: attention 273 -> 236
+    ms, the encode 548 -> 515 ms.
+
+    A row whose largest term underflows (its best score below c - 87: never in Whisper's
+    encoder on speech; in the first layer on random features) loses its weights: that slice
+    reports failure and the caller runs the softmax on it.
+    """
+
+    def __init__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> None:
+        self.q, self.k, self.v, self.scale = q, k, v, scale
+        dh = q.shape[-1]
+        # per-slice bounds on |score|: (B, H)
+        q_norm = torch.linalg.vector_norm(q, dim=-1, dtype=torch.float32).amax(-1)
+        k_norm = torch.linalg.vector_norm(k, dim=-1, dtype=torch.float32).amax(-1)
+        self.shifts = (q_norm * k_norm * scale + _EXP_MARGIN).ceil_().tolist()
+        self.values = v.new_zeros(k.shape[2], -(-(dh + 1) // 16) * 16)  # (S, Dh | 1 | 0...)
+        self.values[:, dh] = 1
+        self.acc = q.new_empty(q.shape[2], self.values.shape[1])
+        self.bias = q.new_empty(k.shape[2])
+
+    @classmethod
+    def build(cls, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              scale: float) -> _ExpAttention | None:  # fmt: skip
+        """For bfloat16 CPU slices where this torch has the op; else None."""
+        usable = _EXP_ATTENTION and _LINEAR_POINTWISE and q.device.type == "cpu"
+        if not (usable and q.dtype == k.dtype == v.dtype == torch.bfloat16):
+            return None
+        return cls(q, k, v, scale)
+
+    def __call__(self, i: int, j: int, out: torch.Tensor) -> bool:
+        """Write slice (i, j)'s attention (T, Dh) into out; False if it cannot (see above)."""
+        dh = self.q.shape[-1]
+        self.bias.fill_(-self.shifts[i][j])
+        try:
+            weights = torch.ops.mkldnn._linear_pointwise(
+                (self.q[i, j] * self.scale).contiguous(), self.k[i, j].contiguous(), self.bias,
+                "sigmoid", [], "",
+            )  # fmt: skip
+        except (RuntimeError, TypeError):  # another torch's op
+            return False
+        self.values[:, :dh] = self.v[i, j]
+        torch.mm(weights, self.values, out=self.acc)
+        sums = self.acc[:, dh : dh + 1]
+        if float(sums.amin()) < _EXP_MIN_SUM:
+            return False
+        torch.div(self.acc[:, :dh], sums, out=out)
+        return True
+
+
+_EXP_ATTENTION = True
+_LINEAR_POINTWISE = hasattr(torch.ops.mkldnn, "_linear_pointwise")
+_EXP_MARGIN = 16.0  # sigmoid(y) = e^y (1 - e^y + ...): at y <= -16, within 1.2e-7
+# a row's sum of weights below this: its largest term underflowed (float32's smallest normal)
+_EXP_MIN_SUM = 2.0**-126
 
 
 class LayerNorm(nn.LayerNorm):
