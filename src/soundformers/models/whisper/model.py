@@ -124,7 +124,9 @@ def _low_precision_attention(
     """Unmasked attention in bfloat16/float16, one (batch, head) slice at a time.
 
     On CPU, SDPA's flash kernel computes a bfloat16 encoder's attention at float32 speed;
-    two low-precision matrix products around a softmax run about twice as fast. One slice's
+    two low-precision matrix products around a softmax run about twice as fast. In bfloat16
+    the softmax pass itself goes too: the first product gives the weights, the second their
+    sums (`_ExpAttention`; a slice it cannot do takes the softmax loop). One slice's
     scores (T, S) stay small (4.5 MB for Whisper's 1500 x 1500) in one buffer reused by every
     slice, so memory does not grow with the batch. The slices are strided views of the
     projections, read and written in place: no per-head copies (24 of a batch-8 bfloat16
