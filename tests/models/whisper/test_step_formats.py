@@ -145,6 +145,13 @@ def test_exp_attention_leaves_a_slice_that_would_underflow_to_the_softmax():
     assert float((got.double() - exact).abs().max()) < 2e-2
 
 
+def test_exp_attention_leaves_autograd_to_the_softmax_loop():
+    q, k, v = (torch.randn(1, 1, 8, 16, dtype=torch.bfloat16) for _ in range(3))
+    assert model_module._ExpAttention.build(q, k, v, 0.25) is not None
+    assert model_module._ExpAttention.build(q.requires_grad_(), k, v, 0.25) is None
+    assert model_module._ExpAttention.build(q.detach().float(), k.float(), v.float(), 0.25) is None
+
+
 @torch.inference_mode()
 def test_float32_attention_matches_sdpa_on_strided_heads():
     g = torch.Generator().manual_seed(3)

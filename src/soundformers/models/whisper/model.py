@@ -172,8 +172,8 @@ class _ExpAttention:
     e^(s - c), from its float32 accumulator (the softmax path rounds the scores to bfloat16
     first: ~0.1 in the exponent at |s| ~ 40). Values with a column of ones then give each
     row's weighted sum and its sum of weights in one product; their quotient is the
-    attention. Whisper tiny.en's batch-8 encode of the fixture speech: attention 273 -> 236
-    ms, the encode 548 -> 515 ms.
+    attention. Whisper tiny.en's batch-8 encode of the fixture speech: attention 269 -> 233
+    ms, the encode 538 -> 511 ms. Inference only (the op has no derivative).
 
     A row whose largest term underflows (its best score below c - 87: never in Whisper's
     encoder on speech; in the first layer on random features) loses its weights: that slice
@@ -195,8 +195,9 @@ class _ExpAttention:
     @classmethod
     def build(cls, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
               scale: float) -> _ExpAttention | None:  # fmt: skip
-        """For bfloat16 CPU slices where this torch has the op; else None."""
+        """For bfloat16 CPU slices without autograd where this torch has the op; else None."""
         usable = _EXP_ATTENTION and _LINEAR_POINTWISE and q.device.type == "cpu"
+        usable = usable and not any(t.requires_grad for t in (q, k, v))
         if not (usable and q.dtype == k.dtype == v.dtype == torch.bfloat16):
             return None
         return cls(q, k, v, scale)
