@@ -111,24 +111,70 @@ def test_winograd_matrices_compute_a_correlation(tile):
     torch.testing.assert_close(at @ ((g @ w) * (bt @ d)), expected)
 
 
+@pytest.mark.parametrize(("kernel", "size"), [(11, 32), (11, 24), (11, 16), (7, 16), (3, 8)])
+def test_fft_algorithm_computes_a_correlation(kernel, size):
+    bt, g, at = decoder.fft_algorithm(kernel, size)
+    outputs = size - kernel + 1
+    assert bt.shape == (3 * size // 2 - 1, size) and g.shape == (len(bt), kernel)
+    assert at.shape == (outputs, len(bt))
+    d = torch.randn(size, dtype=torch.float64)
+    w = torch.randn(kernel, dtype=torch.float64)
+    expected = torch.stack([(w * d[a : a + kernel]).sum() for a in range(outputs)])
+    torch.testing.assert_close(at @ ((g @ w) * (bt @ d)), expected)
+
+
+def algorithm(name: str, kernel: int) -> decoder.FirAlgorithm:
+    """Winograd F(4, 4) (polyphase for kernels over 4 taps), an FFT of 16 or 32 points, or
+    ("fft-short") one of 12 points whatever the kernel: for 11 taps, 2 outputs a tile, whose
+    12 inputs reach five tiles past their own (five spare tiles per dilated sequence)."""
+    if name == "winograd":
+        return decoder.winograd_algorithm()
+    if name == "fft-short":
+        return decoder.fft_algorithm(kernel, 12)
+    return decoder.fft_algorithm(kernel, 32 if kernel > 7 else 16)
+
+
+@pytest.mark.parametrize("name", ["winograd", "fft", "fft-short"])
 @pytest.mark.parametrize(("kernel", "dilation"), [(7, 1), (11, 3), (11, 5), (3, 2), (5, 1)])
 @pytest.mark.parametrize("length", [1, 6, 37, 301])
-def test_polyphase_winograd_matches_conv1d(kernel, dilation, length):
+def test_fast_conv_matches_conv1d(name, kernel, dilation, length):
     torch.manual_seed(4)
     padding = dilation * (kernel - 1) // 2
     conv = torch.nn.Conv1d(24, 20, kernel, dilation=dilation, padding=padding)
     x = torch.randn(2, 24, length)
     x_nwc = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        got = decoder.PolyphaseWinograd(conv)(x_nwc)
+        got = decoder.FastConv(conv, algorithm(name, kernel))(x_nwc)
         assert got.shape == (2, 20, 1, length)
         torch.testing.assert_close(got.squeeze(2), conv(x), atol=2e-5, rtol=1e-4)
 
 
+def test_fft_conv_is_nearer_the_exact_convolution_than_winograd():
+    torch.manual_seed(16)
+    conv = torch.nn.Conv1d(128, 128, 11, padding=5)
+    x = torch.randn(1, 128, 1, 500).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        exact = decoder.conv_nwc(x.double(), conv.double()).float()
+        conv.float()
+        errors = [float((decoder.FastConv(conv, algorithm(name, 11))(x) - exact).abs().max())
+                  for name in ("winograd", "fft")]  # fmt: skip
+    assert errors[1] < errors[0] / 3
+
+
+def test_fast_algorithm_takes_the_fft_for_wide_eleven_tap_convs():
+    fft = decoder.fast_algorithm(256, 11)
+    assert fft is not None and fft.bt.shape == (47, 32)  # 32 points, 22 outputs a tile
+    assert decoder.fast_algorithm(128, 11).bt.shape == (35, 24)
+    for channels, kernel in [(256, 7), (256, 3), (128, 7), (64, 11)]:  # Winograd F(4, 4)
+        assert decoder.fast_algorithm(channels, kernel).bt.shape == (7, 7)
+    assert decoder.fast_algorithm(64, 7) is None and decoder.fast_algorithm(32, 11) is None
+
+
+@pytest.mark.parametrize("name", ["winograd", "fft", "fft-short"])
 @pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (7, 1), (11, 1), (7, 3), (11, 5)])
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("length", [1, 9, 40, 301])
-def test_polyphase_winograd_residual_and_leaky_relu(kernel, dilation, batch, length):
+def test_fast_conv_residual_and_leaky_relu(name, kernel, dilation, batch, length):
     # batch 1 and dilation 1: one sequence, transformed in place; else the phase-major layout
     # (batch times dilation sequences, a spare tile each); lengths with and without a last
     # tile that reaches past the end; inputs and residuals that are windows of longer tensors
@@ -139,44 +185,51 @@ def test_polyphase_winograd_residual_and_leaky_relu(kernel, dilation, batch, len
     x = wide[..., 3 : 3 + length]
     residual = torch.randn(batch, 20, 1, length + 5).contiguous(memory_format=torch.channels_last)
     residual = residual[..., 5:]
-    winograd = decoder.PolyphaseWinograd(conv)
+    fast = decoder.FastConv(conv, algorithm(name, kernel))
     with torch.inference_mode():
         plain = decoder.conv_nwc(x, conv)
         for got, expected in [
-            (winograd(x), plain),
-            (winograd(x, residual), plain + residual),
-            (winograd(x, slope=0.2), F.leaky_relu(plain, 0.2)),
-            (winograd(x, residual, slope=0.2), plain + residual),  # the residual wins
+            (fast(x), plain),
+            (fast(x, residual), plain + residual),
+            (fast(x, slope=0.2), F.leaky_relu(plain, 0.2)),
+            (fast(x, residual, slope=0.2), plain + residual),  # the residual wins
         ]:
             assert got.shape == (batch, 20, 1, length)
             assert got.is_contiguous(memory_format=torch.channels_last)
             torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
         # the sum written over the residual (a window of a longer tensor, as in the decoder)
         target = residual.clone(memory_format=torch.channels_last)
-        got = winograd(x, target, accumulate=True)
+        got = fast(x, target, accumulate=True)
         torch.testing.assert_close(got, plain + residual, atol=2e-5, rtol=1e-4)
-        if batch * dilation > 1 or length % 4 == 0:  # (else a new output, as without)
+        stride = fast.stride  # (else a new output, as without)
+        if batch * dilation > 1 or length % stride == 0:
             assert got.data_ptr() == target.data_ptr()
             torch.testing.assert_close(target, plain + residual, atol=2e-5, rtol=1e-4)
         # a batch's rows as the rows alone (a batch of 2 takes the other layout)
-        torch.testing.assert_close(winograd(x[:1], residual[:1]), winograd(x, residual)[:1],
+        torch.testing.assert_close(fast(x[:1], residual[:1]), fast(x, residual)[:1],
                                    atol=1e-6, rtol=1e-6)  # fmt: skip
 
 
+@pytest.mark.parametrize("name", ["winograd", "fft"])
 @pytest.mark.parametrize("resblock", ["1", "2"])
 @pytest.mark.parametrize("chunk_elements", [1 << 30, 64 * 16])
-def test_decoder_with_winograd_matches_plain_hifigan(resblock, chunk_elements, monkeypatch):
+def test_decoder_with_fast_convs_matches_plain_hifigan(name, resblock, chunk_elements,
+                                                       monkeypatch):  # fmt: skip
     monkeypatch.setattr(decoder, "CHUNK_ELEMENTS", chunk_elements)
     monkeypatch.setattr(decoder, "MIN_CHUNK_PER_HALO", 1)
     monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
+    if name == "fft":  # the small config's 5-tap convs (16 and 8 channels)
+        monkeypatch.setattr(decoder, "FFT_MIN_KERNEL", 5)
+        monkeypatch.setattr(decoder, "FFT_MIN_CHANNELS", 8)
     torch.manual_seed(5)
     dec = decoder.Generator(small_config(resblock)).eval()
     x = torch.randn(2, 8, 37)
     with torch.inference_mode():
         expected = reference_decoder(dec, x)
         dec.prepare_()
-        fast = [m for m in dec.resblocks.modules() if getattr(m, "winograd", None) is not None]
-        assert fast, "no convolution took the Winograd path"
+        fast = [m for m in dec.resblocks.modules() if getattr(m, "fast", None) is not None]
+        strides = {m.fast.stride for m in fast}
+        assert strides == ({4} if name == "winograd" else {4, 12}), strides  # FFT: 16 - 5 + 1
         torch.testing.assert_close(dec(x), expected, atol=1e-5, rtol=1e-4)
 
 
@@ -184,7 +237,7 @@ def test_training_takes_the_direct_convolution(monkeypatch):
     monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
     torch.manual_seed(6)
     dec = decoder.Generator(small_config("1")).prepare_()
-    conv = next(m for m in dec.resblocks.modules() if getattr(m, "winograd", None) is not None)
+    conv = next(m for m in dec.resblocks.modules() if getattr(m, "fast", None) is not None)
     dec(torch.randn(1, 8, 20)).square().sum().backward()
     assert conv.weight.grad is not None and bool(conv.weight.grad.abs().sum() > 0)
 
@@ -261,7 +314,7 @@ def test_res_conv_leaky_relu_and_residual_on_every_path(path, monkeypatch):
     torch.manual_seed(13)
     conv = decoder.ResConv(16, 16, 7, dilation=3, padding=9)
     conv.prepare_()
-    assert (conv.winograd is not None, conv.packed is not None) == (
+    assert (conv.fast is not None, conv.packed is not None) == (
         path == "winograd", path == "packed"
     )  # fmt: skip
     x = torch.randn(2, 16, 1, 75).contiguous(memory_format=torch.channels_last)
@@ -288,9 +341,9 @@ def test_prepared_decoder_with_and_without_packed_convs(packed, monkeypatch):
         expected = reference_decoder(dec, x)
         dec.prepare_()
         convs = [m for m in dec.resblocks.modules() if isinstance(m, decoder.ResConv)]
-        assert any(c.winograd is not None for c in convs)
-        assert any(c.winograd is None for c in convs)
-        assert all((c.packed is not None) == packed for c in convs if c.winograd is None)
+        assert any(c.fast is not None for c in convs)
+        assert any(c.fast is None for c in convs)
+        assert all((c.packed is not None) == packed for c in convs if c.fast is None)
         torch.testing.assert_close(dec(x), expected, atol=1e-5, rtol=1e-4)
 
 

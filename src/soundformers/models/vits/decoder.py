@@ -6,8 +6,9 @@ layout and back around every convolution. The residual blocks run over time chun
 halo as wide as their receptive field, so the result is the same) that stay in cache.
 
 Once prepared (`Generator.prepare_`), the wide residual-block convolutions use a fast FIR
-algorithm (`PolyphaseWinograd`): the same result with about half the multiplications; and the
-residual-block convolutions keep their weights in oneDNN's own blocked layout (`PackedConv`).
+algorithm (`FastConv`: a real FFT, or Winograd's): the same result with a half to a third of
+the multiplications; the other residual-block convolutions keep their weights in oneDNN's own
+blocked layout (`PackedConv`).
 """
 
 from __future__ import annotations
@@ -37,8 +38,16 @@ MIN_WINDOW_PER_HALO = 8  # inference windows (`Generator.forward_windows`) from 
 MAX_WINDOW_MULTIPLES = 8
 WINDOW_COST_PER_HALO = 4  # the fixed cost of a window (calls, their setup), in halos of work
 FRAME_BUCKET = 16  # and the first conv on a multiple of this many latent frames
-# Winograd for float32 convs with in_channels * kernel_size at least this (MMS: 256 x 3 and up,
-# 128 x 7 and up, 64 x 11; Piper: 128 x 7): below, its transforms cost about what it saves
+# the fast algorithms (`fast_algorithm`): an FFT for float32 convs of this many taps and more
+# from this many channels (MMS and Piper: 256 and 128 x 11), of one of these sizes
+FFT_MIN_KERNEL = 11
+FFT_MIN_CHANNELS = 128
+FFT_SIZES = (16, 24, 32, 48, 64)
+# the cost of the transforms per output sample and channel, in multiply-adds of the products
+# (fitted to the fastest sizes measured: 32 for 256 x 11, 24 for 128 x 11 and 256 x 7, ...)
+FFT_TRANSFORM_COST = 4.0
+# else Winograd with in_channels * kernel_size at least this (MMS: 256 x 3): below, its
+# transforms cost about what it saves
 WINOGRAD_MIN_WIDTH = 704
 WINOGRAD_TILE = 4  # outputs per tile, F(4, 4): 7 convolutions of k/4 taps for 4 of k taps
 WINOGRAD_POINTS = (0.0, 1.0, -1.0, 2.0, -2.0, -0.5)  # and infinity: 2 * TILE - 1 in all
@@ -216,6 +225,16 @@ def conv_post_nwc(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     return out.unsqueeze(1)
 
 
+class FirAlgorithm(NamedTuple):
+    """A bilinear algorithm for `stride` outputs of a `span`-tap correlation, in Lavin's form
+    `Y = AT ((G g) * (BT d))`: `Y[a] = sum_b g[b] d[a + b]` for a < stride, from `n` products
+    of a tile d of `stride + span - 1` inputs. float64."""
+
+    bt: torch.Tensor  # (n, stride + span - 1): input transform
+    g: torch.Tensor  # (n, span): filter transform
+    at: torch.Tensor  # (stride, n): output transform
+
+
 def winograd_matrices(
     tile: int, points: Sequence[float]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -246,22 +265,98 @@ def winograd_matrices(
     return interpolate.t().contiguous(), evaluate(tile), evaluate(tile).t().contiguous()
 
 
-class PolyphaseWinograd:
-    """A dilated, "same"-padded Conv1d (odd kernel, stride 1) on channels-last (B, C, 1, T)
-    tensors, by Winograd's F(P, P) over polyphase components (a fast FIR algorithm).
+def winograd_algorithm(tile: int = WINOGRAD_TILE,
+                       points: Sequence[float] = WINOGRAD_POINTS) -> FirAlgorithm:  # fmt: skip
+    """Winograd's F(tile, tile) (`winograd_matrices`): with `FastConv`, over polyphase
+    components, a k-tap filter takes `2 tile - 1` products of ceil(k / tile) taps."""
+    return FirAlgorithm(*winograd_matrices(tile, points))
 
-    Split time into P phases and the k taps into P phases of L = ceil(k / P) taps each. Output
-    phase a is then `sum_b W_b * U_(a+b)`: the correlation of P filters with 2P - 1 input
-    sequences, where each product is itself an L-tap convolution at 1/P of the rate. Winograd's
-    F(P, P) computes those P outputs from 2P - 1 products instead of P^2, so the multiplications
-    drop from k to (2P - 1) L / P per output (11 -> 5.25, 7 -> 3.5 for P = 4). The transforms
-    are small matmuls over the phase axis, and the 2P - 1 products are one grouped oneDNN
-    convolution, whose output is already in the order the output transform reads.
-    Its float32 rounding error is about twice that of the direct convolution.
+
+def fft_algorithm(kernel_size: int, size: int) -> FirAlgorithm:
+    """`size - kernel_size + 1` outputs of a `kernel_size`-tap correlation by a real DFT of
+    `size` (even) points (overlap-save), each complex bin's product by Gauss's three real ones.
+
+    The correlation of the tile d with the filter g zero-padded to `size` is circular, and
+    exact (no wrap-around) for its first `size - kernel_size + 1` outputs: it is the inverse
+    DFT of conj(G) D. d and g are real, so bins 0 and size / 2 are real (one product each)
+    and bins 1 .. size / 2 - 1 carry the rest. For D = a + ib and conj(G) = c + id,
+    `k1 = c (a + b)`, `k2 = a (d - c)`, `k3 = b (c + d)` give Re = k1 - k3 and Im = k1 + k2.
+    So `3 size / 2 - 1` products per tile, every coefficient a cosine or a sine: its float32
+    rounding error is several times below Winograd F(4, 4)'s.
+    """
+    assert size % 2 == 0 and size > kernel_size
+    out = size - kernel_size + 1
+    t = torch.arange(size, dtype=torch.float64)
+    a = torch.arange(out, dtype=torch.float64)
+    bt, g, at = [], [], []
+    for f in (0, size // 2):  # real bins
+        cos = torch.cos(2 * torch.pi * f * t / size)
+        bt.append(cos)
+        g.append(cos[:kernel_size])
+        at.append(torch.cos(2 * torch.pi * f * a / size) / size)
+    for f in range(1, size // 2):
+        cos, sin = torch.cos(2 * torch.pi * f * t / size), torch.sin(2 * torch.pi * f * t / size)
+        re, im = cos, -sin  # D = sum d e^(-i theta): a = sum d cos, b = -sum d sin
+        c, d = cos[:kernel_size], sin[:kernel_size]  # conj(G) = sum g e^(+i theta)
+        bt += [re + im, re, im]
+        g += [c, d - c, c + d]
+        # output a: 2 / size Re(C e^(i theta_a)) = 2 / size (Re cos - Im sin)
+        cos_a = torch.cos(2 * torch.pi * f * a / size) * 2 / size
+        sin_a = torch.sin(2 * torch.pi * f * a / size) * 2 / size
+        at += [cos_a - sin_a, -sin_a, -cos_a]  # k1, k2, k3
+    return FirAlgorithm(torch.stack(bt), torch.stack(g), torch.stack(at, dim=1))
+
+
+def fast_algorithm(in_channels: int, kernel_size: int) -> FirAlgorithm | None:
+    """The fast algorithm for a float32 residual-block conv (odd kernel, stride 1), or None
+    where the direct convolution is faster (measured here at 2 threads, MMS's windows).
+
+    - From `FFT_MIN_KERNEL` taps and `FFT_MIN_CHANNELS` channels: `fft_algorithm`, its size
+      the cheapest by `FFT_TRANSFORM_COST`. MMS's 256 x 11 convs: 7.1-7.7 -> 5.5-6.0 ms a
+      window against Winograd, 128 x 11: 1.9-2.1 -> 1.7; MMS as a whole ~2 % faster (1.008-
+      1.032x over six rounds, same process, sentence by sentence).
+    - Else, from `WINOGRAD_MIN_WIDTH` (in_channels x taps): Winograd F(4, 4).
+    - Below that, the transforms cost about what they save.
+
+    Not the FFT for 7 taps: alone a 256 x 7 conv gains 5-10 %, but in the decoder MMS was no
+    faster (0.989-1.015x), and with 64-channel and 7-tap convs too, 1-6 % slower: the
+    products' weights, read from memory at every window, grow (size 32: 47 one-tap products
+    against Winograd's 7 of three taps for 11, of two for 7: 12 MB for 256 x 11), and each
+    product has size - k + 1 times fewer rows than the output (Winograd: 4 times fewer).
+    """
+    if kernel_size >= FFT_MIN_KERNEL and in_channels >= FFT_MIN_CHANNELS:
+
+        def cost(size: int) -> float:  # per output: products (C^2) and transforms (C)
+            out = size - kernel_size + 1
+            return (1.5 * size - 1) / out * (in_channels + FFT_TRANSFORM_COST * (size + out))
+
+        sizes = [n for n in FFT_SIZES if n - kernel_size + 1 >= 4]
+        return fft_algorithm(kernel_size, min(sizes, key=cost)) if sizes else None
+    if in_channels * kernel_size >= WINOGRAD_MIN_WIDTH:
+        return winograd_algorithm()
+    return None
+
+
+class FastConv:
+    """A dilated, "same"-padded Conv1d (odd kernel, stride 1) on channels-last (B, C, 1, T)
+    tensors, by a fast FIR algorithm (`FirAlgorithm`) over tiles.
+
+    Tile m is the `stride + span - 1` input samples from `stride m` on; its input transform
+    (BT) gives `n` values per channel; `n` products, each a convolution over tiles (one
+    grouped oneDNN convolution, whose output is already in the order the output transform
+    reads), give the tile's `stride` outputs through the output transform (AT).
+
+    - With an FFT algorithm (span = the kernel size), each product is a single tap: a matrix
+      product over channels.
+    - With Winograd's F(P, P) (span = stride = P), over polyphase components: split time and
+      the k taps into P phases of L = ceil(k / P) taps each. Output phase a is then
+      `sum_b W_b * U_(a+b)`: each product is itself an L-tap convolution at 1/P of the rate,
+      and the multiplications drop from k to (2P - 1) L / P per output (11 -> 5.25).
+    The transforms are small matmuls per tile.
 
     A dilation d splits time into d independent sequences (samples f, f + d, f + 2d, ...),
     each an undilated convolution. The B d sequences of a batch are laid out one after the
-    other with a spare tile each, so that all tiles are the same stride apart: the input
+    other with spare tiles each, so that all tiles are the same stride apart: the input
     transform is then one bmm (with batch dimensions that do not flatten into one, PyTorch
     copies the operand first, and a bmm that writes a strided output runs item by item), and
     the products one undilated convolution of B d sequences. One sequence (B = d = 1) needs
@@ -269,27 +364,32 @@ class PolyphaseWinograd:
     residual connection as it writes (or applies the leaky ReLU in its reordering copy).
     """
 
-    def __init__(self, conv: nn.Conv1d, tile: int = WINOGRAD_TILE,
-                 points: Sequence[float] = WINOGRAD_POINTS) -> None:  # fmt: skip
+    def __init__(self, conv: nn.Conv1d, algorithm: FirAlgorithm) -> None:
         out_channels, _, k = conv.weight.shape
         assert k % 2 == 1 and conv.padding[0] == conv.dilation[0] * (k - 1) // 2
         assert conv.stride[0] == 1 and conv.groups == 1
-        bt, g, at = winograd_matrices(tile, points)
-        self.tile, self.kernel_size, self.dilation = tile, k, conv.dilation[0]
-        self.taps = -(-k // tile)  # L
-        self.n_products = 2 * tile - 1
+        bt, g, at = algorithm
+        self.stride, span = at.shape[0], g.shape[1]
+        self.width = bt.shape[1]  # input samples per tile
+        assert self.width == self.stride + span - 1
+        self.kernel_size, self.dilation = k, conv.dilation[0]
+        self.taps = -(-k // span)  # L: the products' taps, one tile apart
+        assert self.taps == 1 or span == self.stride, "a polyphase algorithm: span = stride"
+        # spare tiles per sequence, so that a sequence's tiles read only its own samples
+        self.spare = -(-(self.width - self.stride) // self.stride)
+        self.n_products = bt.shape[0]
         w = conv.weight.detach().double()
-        w = F.pad(w, (0, tile * self.taps - k)).unflatten(2, (self.taps, tile))  # [o, i, l, b]
-        leaves = torch.einsum("nb,oilb->noil", g, w)  # (2P - 1, O, I, L)
+        w = F.pad(w, (0, span * self.taps - k)).unflatten(2, (self.taps, span))  # [o, i, l, b]
+        leaves = torch.einsum("nb,oilb->noil", g, w)  # (n, O, I, L)
         dtype = conv.weight.dtype
-        # product n is group n: (2P - 1) O filters of I channels, in the layout oneDNN reads
-        # for channels-last inputs
-        weight = leaves.flatten(0, 1).unsqueeze(2).to(dtype)  # ((2P - 1) O, I, 1, L)
+        # product n is group n: n O filters of I channels, in the layout oneDNN reads for
+        # channels-last inputs
+        weight = leaves.flatten(0, 1).unsqueeze(2).to(dtype)  # (n O, I, 1, L)
         weight = weight.contiguous(memory_format=torch.channels_last)
         # the bias, shared out over the products so that every output gets it exactly once
-        share = torch.linalg.pinv(at) @ at.new_ones(tile)  # at @ share == 1
+        share = torch.linalg.pinv(at) @ at.new_ones(self.stride)  # at @ share == 1
         bias = conv.bias.detach().double() if conv.bias is not None else w.new_zeros(out_channels)
-        bias = torch.outer(share, bias).flatten().to(dtype)  # ((2P - 1) O,)
+        bias = torch.outer(share, bias).flatten().to(dtype)  # (n O,)
         groups = self.n_products
         # undilated: each dilation phase is a sequence of its own (see `__call__`)
         self.products: Callable[[torch.Tensor], torch.Tensor] = PackedConv.build(
@@ -304,20 +404,20 @@ class PolyphaseWinograd:
         leaky_relu(., slope) if `slope` is given. With `accumulate`, the sum may be written
         over `residual` (the caller's to give up): no new output, and no copy of the residual
         for the matmul to add to."""
-        p, d, n_products = self.tile, self.dilation, self.n_products
+        s, d, n_products = self.stride, self.dilation, self.n_products
         b, c, _, t = x.shape
-        n_out = -(-t // (d * p))  # output tiles per sequence
+        n_out = -(-t // (d * s))  # output tiles per sequence
         n = n_out + self.taps - 1  # input tiles the L-tap products read
         rows = x.squeeze(2).transpose(1, 2)  # (B, T, C)
-        if b * d == 1:  # one undilated sequence: zero-padded, its tiles P rows apart
+        if b * d == 1:  # one undilated sequence: zero-padded, its tiles `stride` rows apart
             left = (self.kernel_size - 1) // 2
-            u = F.pad(rows[0], (0, 0, left, p * n + p - 1 - left - t))  # (P n + P - 1, C)
+            u = F.pad(rows[0], (0, 0, left, s * (n - 1) + self.width - left - t))
             z, tiles = rows.new_empty(n, n_products, c), n
             self._tiles(u, n, z)
-        else:  # a spare tile per sequence, so that all tiles are the same stride apart
-            z, tiles = self._input_sequences(rows, n), n + 1
+        else:  # spare tiles per sequence, so that all tiles are the same stride apart
+            z, tiles = self._input_sequences(rows, n), n + self.spare
         z = z.view(b * d, tiles, n_products * c).transpose(1, 2).unsqueeze(2)  # channels-last
-        y = self.products(z)  # (B d, (2P - 1) O, 1, tiles - L + 1): channels-last
+        y = self.products(z)  # (B d, n O, 1, tiles - L + 1): channels-last
         y = y.squeeze(2).transpose(1, 2).reshape(-1, n_products, y.shape[1] // n_products)
         res = None if residual is None else residual.squeeze(2).transpose(1, 2)  # (B, T, O)
         # into the residual where its rows are contiguous, as the views below need
@@ -332,23 +432,25 @@ class PolyphaseWinograd:
         return out.transpose(1, 2).unsqueeze(2)
 
     def _tiles(self, u: torch.Tensor, count: int, out: torch.Tensor) -> None:
-        """out (count, 2P - 1, C) = the input transform of `count` tiles of u (rows, C) (rows
-        C floats apart): tile m reads rows P m .. P m + 2P - 2."""
+        """out (count, n, C) = the input transform of `count` tiles of u (rows, C) (rows C
+        floats apart): tile m reads rows `stride m` .. `stride m + width - 1`."""
         c = u.shape[-1]
-        seqs = u.as_strided((count, self.n_products, c), (self.tile * c, c, 1),
+        seqs = u.as_strided((count, self.width, c), (self.stride * c, c, 1),
                             u.storage_offset())  # fmt: skip
         torch.bmm(self.bt.expand(count, -1, -1), seqs, out=out)
 
     def _input_sequences(self, rows: torch.Tensor, n: int) -> torch.Tensor:
-        """The input transform of rows (B, T, C) as B d sequences of n + 1 tiles (the last one
-        spare: it reads the next sequence) -> (B d (n + 1), 2P - 1, C), in one bmm.
+        """The input transform of rows (B, T, C) as B d sequences of n + `spare` tiles (the
+        spare ones read the next sequence) -> (B d (n + spare), n_products, C), in one bmm.
 
         One copy lays the sequences out one after the other, zero-padded: sequence (b, f) is
         samples f - left, f - left + d, ... of sequence b (left = d (k - 1) / 2)."""
-        p, d = self.tile, self.dilation
+        s, d = self.stride, self.dilation
         b, t, c = rows.shape
-        length = p * (n + 1)  # rows per sequence: its n tiles read P n + P - 1
-        flat = rows.new_empty(b * d * length + p, c)  # + P rows for the last spare tile
+        per_sequence = n + self.spare
+        length = s * per_sequence  # rows per sequence: its n tiles read s (n - 1) + width
+        # + the rows the last sequence's spare tiles read past it
+        flat = rows.new_empty(b * d * length + self.width - s, c)
         u = flat[: b * d * length].view(b, d, length, c)
         lo = (self.kernel_size - 1) // 2  # zeros before sample 0, in each sequence
         full, rest = divmod(t, d)  # samples in every sequence; sequences with one more
@@ -357,45 +459,45 @@ class PolyphaseWinograd:
         u[:, :rest, lo + full] = rows[:, full * d :]
         u[:, rest:, lo + full :] = 0  # zeros after each sequence's last sample
         u[:, :rest, lo + full + 1 :] = 0
-        flat[b * d * length :] = 0  # (only the spare tile reads them)
-        z = rows.new_empty(b * d * (n + 1), self.n_products, c)
-        self._tiles(flat, b * d * (n + 1), z)
+        flat[b * d * length :] = 0  # (only the spare tiles read them)
+        z = rows.new_empty(b * d * per_sequence, self.n_products, c)
+        self._tiles(flat, b * d * per_sequence, z)
         return z
 
     def _output_single(self, y: torch.Tensor, t: int, res: torch.Tensor | None,
                        into: bool = False) -> torch.Tensor:  # fmt: skip
-        """The output transform of one undilated sequence's products y (n_out, 2P - 1, O) ->
+        """The output transform of one undilated sequence's products y (n_out, n, O) ->
         (1, T, O), plus res (1, T, O) if given (written over res if `into`): tile m is samples
-        P m .. P m + P - 1, in order."""
-        p, (n_out, _, o) = self.tile, y.shape
+        `stride m` .. `stride m + stride - 1`, in order."""
+        s, (n_out, _, o) = self.stride, y.shape
         at = self.at.expand(n_out, -1, -1)
-        if t != p * n_out:  # the last tile reaches past the end
-            out = torch.bmm(at, y).view(1, p * n_out, o)[:, :t]
+        if t != s * n_out:  # the last tile reaches past the end
+            out = torch.bmm(at, y).view(1, s * n_out, o)[:, :t]
             return out if res is None else out.add_(res)
         if res is None:
             out = y.new_empty(1, t, o)
-            torch.bmm(at, y, out=out.view(n_out, p, o))
+            torch.bmm(at, y, out=out.view(n_out, s, o))
             return out
         # the sum as the matmul writes it (beta = 1), rather than one more pass; a new output
         # first gets a copy of the residual
         if into:
-            res.view(n_out, p, o).baddbmm_(at, y)
+            res.view(n_out, s, o).baddbmm_(at, y)
             return res
         out = y.new_empty(1, t, o)
-        torch.baddbmm(res.reshape(n_out, p, o), at, y, out=out.view(n_out, p, o))
+        torch.baddbmm(res.reshape(n_out, s, o), at, y, out=out.view(n_out, s, o))
         return out
 
     def _output_sequences(self, y: torch.Tensor, b: int, t: int, res: torch.Tensor | None,
                           slope: float | None = None, into: bool = False) -> torch.Tensor:  # fmt: skip
-        """The output transform of the products y (B d (n_out + 1), 2P - 1, O) of
+        """The output transform of the products y (B d (n_out + spare), n, O) of
         `_input_sequences` -> (B, T, O), plus res (B, T, O) if given (written over res if
         `into`), else leaky_relu(., slope) if `slope` is given: one pass (a copy, sum or leaky
         ReLU) puts the sequences' tiles back in time order and drops the spare tiles."""
-        p, d, o = self.tile, self.dilation, y.shape[-1]
-        n_out = y.shape[0] // (b * d) - 1
-        w = torch.bmm(self.at.expand(y.shape[0], -1, -1), y)  # (B d (n_out + 1), P, O)
-        # (B, n_out, P, d, O): sequence f's tile m, output a is sample (P m + a) d + f
-        w = w.view(b, d, n_out + 1, p, o)[:, :, :n_out].permute(0, 2, 3, 1, 4)
+        s, d, o = self.stride, self.dilation, y.shape[-1]
+        n_out = y.shape[0] // (b * d) - self.spare
+        w = torch.bmm(self.at.expand(y.shape[0], -1, -1), y)  # (B d (n_out + spare), s, O)
+        # (B, n_out, s, d, O): sequence f's tile m, output a is sample (s m + a) d + f
+        w = w.view(b, d, n_out + self.spare, s, o)[:, :, :n_out].permute(0, 2, 3, 1, 4)
         out = res if into else y.new_empty(b, t, o)
 
         def write(source: torch.Tensor, dest: torch.Tensor, added: torch.Tensor | None) -> None:
@@ -406,40 +508,41 @@ class PolyphaseWinograd:
             else:
                 dest.copy_(source)
 
-        full = t // (p * d)  # tiles whose samples are all inside
-        head = (b, full, p, d, o)
-        write(w[:, :full], out[:, : p * d * full].view(head),
-              None if res is None else res[:, : p * d * full].reshape(head))  # fmt: skip
+        full = t // (s * d)  # tiles whose samples are all inside
+        head = (b, full, s, d, o)
+        write(w[:, :full], out[:, : s * d * full].view(head),
+              None if res is None else res[:, : s * d * full].reshape(head))  # fmt: skip
         if full < n_out:  # the samples of the last tile that are inside
-            last = out[:, p * d * full :]
-            write(w[:, full].reshape(b, p * d, o)[:, : last.shape[1]], last,
-                  None if res is None else res[:, p * d * full :])  # fmt: skip
+            last = out[:, s * d * full :]
+            write(w[:, full].reshape(b, s * d, o)[:, : last.shape[1]], last,
+                  None if res is None else res[:, s * d * full :])  # fmt: skip
         return out
 
 
 class ResConv(nn.Conv1d):
     """A residual-block convolution: nn.Conv1d, plus a channels-last forward that, once
-    `prepare_` has built them (float32 CPU weights only), uses `PolyphaseWinograd` for the
-    wide convolutions and a `PackedConv` for the others."""
+    `prepare_` has built them (float32 CPU weights only), uses a `FastConv` for the wide
+    convolutions (`fast_algorithm`) and a `PackedConv` for the others."""
 
-    winograd: PolyphaseWinograd | None = None
+    fast: FastConv | None = None
     packed: PackedConv | None = None
 
     @torch.no_grad()
     def prepare_(self) -> None:
-        """Build the Winograd or packed form of the current weights where it pays off."""
+        """Build the fast or packed form of the current weights where it pays off."""
         k, w = self.kernel_size[0], self.weight
-        self.winograd = self.packed = None
+        self.fast = self.packed = None
         if w.dtype != torch.float32 or w.device.type != "cpu":
             return
+        algorithm = fast_algorithm(self.in_channels, k)
         if (
-            self.in_channels * k >= WINOGRAD_MIN_WIDTH
+            algorithm is not None
             and k % 2 == 1
             and self.groups == 1
             and self.stride[0] == 1
             and self.padding[0] == self.dilation[0] * (k - 1) // 2
         ):
-            self.winograd = PolyphaseWinograd(self)
+            self.fast = FastConv(self, algorithm)
         elif self.groups == 1 and self.stride[0] == 1:
             self.packed = PackedConv.build(w.unsqueeze(2), self.bias, self.padding[0],
                                            self.dilation[0])  # fmt: skip
@@ -455,8 +558,8 @@ class ResConv(nn.Conv1d):
         if x.dtype == torch.float32 and x.device.type == "cpu" and not torch.is_grad_enabled():
             if self.packed is not None:
                 return self.packed(x, slope, residual, accumulate)
-            if self.winograd is not None:
-                return self.winograd(x, residual, slope, accumulate)
+            if self.fast is not None:
+                return self.fast(x, residual, slope, accumulate)
         y = conv_nwc(x, self)
         if residual is not None:
             return y.add_(residual)
@@ -581,7 +684,7 @@ class Generator(nn.Module):
     def prepare_(self) -> Generator:
         """Store every conv weight (out, in, k) as (out, k, in) in memory: same shapes and
         values, but the layout oneDNN reads for channels-last inputs, which spares a weight
-        copy per convolution; and build the Winograd form of the wide residual-block convs.
+        copy per convolution; and build the fast form of the wide residual-block convs.
         Call once the weights are loaded and placed (again after changing them). Returns self."""
         for module in self.modules():
             if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
