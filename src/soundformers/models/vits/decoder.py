@@ -313,8 +313,9 @@ def fast_algorithm(in_channels: int, kernel_size: int) -> FirAlgorithm | None:
 
     - From `FFT_MIN_KERNEL` taps and `FFT_MIN_CHANNELS` channels: `fft_algorithm`, its size
       the cheapest by `FFT_TRANSFORM_COST`. MMS's 256 x 11 convs: 7.1-7.7 -> 5.5-6.0 ms a
-      window against Winograd, 128 x 11: 1.9-2.1 -> 1.7; MMS as a whole ~2 % faster (1.008-
-      1.032x over six rounds, same process, sentence by sentence).
+      window against Winograd, 128 x 11: 1.9-2.1 -> 1.7; MMS as a whole 1-6 % faster
+      (same process, the two alternating sentence by sentence: 1.008-1.032x over six rounds,
+      1.018-1.056x over four with the best of 3 runs per sentence).
     - Else, from `WINOGRAD_MIN_WIDTH` (in_channels x taps): Winograd F(4, 4).
     - Below that, the transforms cost about what they save.
 
@@ -352,7 +353,8 @@ class FastConv:
       the k taps into P phases of L = ceil(k / P) taps each. Output phase a is then
       `sum_b W_b * U_(a+b)`: each product is itself an L-tap convolution at 1/P of the rate,
       and the multiplications drop from k to (2P - 1) L / P per output (11 -> 5.25).
-    The transforms are small matmuls per tile.
+    The transforms are small matmuls per tile. Winograd's float32 rounding error is about
+    twice the direct convolution's; the FFT's (its transforms sines and cosines) is below it.
 
     A dilation d splits time into d independent sequences (samples f, f + d, f + 2d, ...),
     each an undilated convolution. The B d sequences of a batch are laid out one after the
