@@ -98,3 +98,16 @@ def test_bfloat16_rows_are_padded_to_the_bucket_and_dropped():
     assert shapes == [[32, 48]]
     assert got.shape == (2, 5, 16)
     torch.testing.assert_close(got, F.linear(x, weight), atol=0, rtol=2**-7)
+
+
+@torch.inference_mode()
+def test_onednn_product_post_op_and_a_rejected_one():
+    if not layers._POINTWISE:
+        pytest.skip("this torch has no oneDNN linear op")
+    rows, weight, bias = torch.randn(5, 8), torch.randn(6, 8), torch.randn(6)
+    plain = F.linear(rows, weight, bias)
+    torch.testing.assert_close(layers.onednn_product(rows, weight, bias, "sigmoid"),
+                               torch.sigmoid(plain), atol=1e-5, rtol=1e-5)  # fmt: skip
+    assert layers.onednn_product(rows, weight, bias, "exp") is None  # not an op's post-op
+    torch.testing.assert_close(layers.onednn_product(rows, weight, bias), plain,
+                               atol=1e-5, rtol=1e-5)  # fmt: skip

@@ -87,20 +87,27 @@ def linear(
 
 
 def onednn_product(
-    rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    rows: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    post_op: str = "none",
 ) -> torch.Tensor | None:
     """rows (M, in) @ weight (out, in)^T + bias, float32 (or bfloat16 with a packed weight)
     on CPU, through torch's oneDNN linear op (no autograd); None where this torch lacks the
-    op. `weight` may be packed (`pack_linear_weight`) or a column-major view: for Whisper's tied output projection (51864 x 384, 80 MB) at 2-40
-    rows it takes 2.1-5.7 ms against MKL's 4.2-14 ms, at one row 1.0 against 1.4 ms (MKL
-    split over two threads by hand; 2.8 ms on its own one)."""
+    op. `weight` may be packed (`pack_linear_weight`) or a column-major view: for Whisper's
+    tied output projection (51864 x 384, 80 MB) at 2-40 rows it takes 2.1-5.7 ms against
+    MKL's 4.2-14 ms, at one row 1.0 against 1.4 ms (MKL split over two threads by hand;
+    2.8 ms on its own one). `post_op`: an elementwise function oneDNN applies to the float32
+    result before it is stored (one of the op's: "sigmoid", "relu", "tanh", ...); a post-op
+    this torch rejects gives None without turning the plain product off."""
     global _POINTWISE
     if not _POINTWISE:
         return None
     try:
-        return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
+        return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, post_op, [], "")
     except (RuntimeError, TypeError):  # another torch's signature: callers fall back
-        _POINTWISE = False
+        if post_op == "none":
+            _POINTWISE = False
         return None
 
 

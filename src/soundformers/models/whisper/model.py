@@ -195,8 +195,8 @@ class _ExpAttention:
     @classmethod
     def build(cls, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
               scale: float) -> _ExpAttention | None:  # fmt: skip
-        """For bfloat16 CPU slices without autograd where this torch has the op; else None."""
-        usable = _EXP_ATTENTION and _LINEAR_POINTWISE and q.device.type == "cpu"
+        """For bfloat16 CPU slices without autograd; else None."""
+        usable = _EXP_ATTENTION and q.device.type == "cpu"
         usable = usable and not any(t.requires_grad for t in (q, k, v))
         if not (usable and q.dtype == k.dtype == v.dtype == torch.bfloat16):
             return None
@@ -206,12 +206,9 @@ class _ExpAttention:
         """Write slice (i, j)'s attention (T, Dh) into out; False if it cannot (see above)."""
         dh = self.q.shape[-1]
         self.bias.fill_(-self.shifts[i][j])
-        try:
-            weights = torch.ops.mkldnn._linear_pointwise(
-                (self.q[i, j] * self.scale).contiguous(), self.k[i, j].contiguous(), self.bias,
-                "sigmoid", [], "",
-            )  # fmt: skip
-        except (RuntimeError, TypeError):  # another torch's op
+        weights = onednn_product((self.q[i, j] * self.scale).contiguous(),
+                                 self.k[i, j].contiguous(), self.bias, "sigmoid")  # fmt: skip
+        if weights is None:  # this torch lacks the op or the post-op
             return False
         self.values[:, :dh] = self.v[i, j]
         torch.mm(weights, self.values, out=self.acc)
@@ -223,7 +220,6 @@ class _ExpAttention:
 
 
 _EXP_ATTENTION = True
-_LINEAR_POINTWISE = hasattr(torch.ops.mkldnn, "_linear_pointwise")
 _EXP_MARGIN = 16.0  # sigmoid(y) = e^y (1 - e^y + ...): at y <= -16, within 1.2e-7
 # a row's sum of weights below this: its largest term underflowed (float32's smallest normal)
 _EXP_MIN_SUM = 2.0**-126
