@@ -10,7 +10,33 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["BeamSearch", "BeamStep", "GreedySearch", "length_normalized_scores"]
+__all__ = ["BeamSearch", "BeamStep", "GreedySearch", "first_argmax", "length_normalized_scores"]
+
+
+ARGMAX_BLOCK = 64  # `first_argmax`: the columns of a block
+
+
+def first_argmax(x: torch.Tensor) -> torch.Tensor:
+    """`x.argmax(dim=-1)` of a (N, V) tensor: each row's first maximum (a NaN counting as the
+    maximum, as in torch), (N,) int64.
+
+    torch's argmax is not vectorised on CPU (124 us for 8 rows of Whisper's 51 864 logits);
+    the maxima of blocks of `ARGMAX_BLOCK` columns are (`amax`): the first block holding the
+    row's maximum, then the first maximum inside it, give the same index in 51 us (25 against
+    31 at one row). Short rows, other devices and rows that are not contiguous take argmax.
+    """
+    n, v = x.shape
+    width = ARGMAX_BLOCK
+    if v < 4 * width or x.stride(-1) != 1 or x.device.type != "cpu":
+        return x.argmax(dim=-1)
+    full = v - v % width
+    best = x[:, :full].view(n, full // width, width).amax(dim=-1)  # (N, blocks)
+    if full < v:  # the last, narrower block
+        best = torch.cat([best, x[:, full:].amax(dim=-1, keepdim=True)], dim=1)
+    start = best.argmax(dim=-1) * width
+    # the block's columns; past the row's end, its last column again (never before the first)
+    cols = (start[:, None] + torch.arange(width, device=x.device)).clamp_(max=v - 1)
+    return start + x.gather(1, cols).argmax(dim=-1)
 
 
 class GreedySearch:
@@ -47,12 +73,13 @@ class GreedySearch:
             (N,) int64 next tokens (`eot` for finished rows).
         """
         if self.temperature == 0:
-            tokens = logits.argmax(dim=-1)
+            tokens = first_argmax(logits)
         else:
             probs = F.softmax(logits / self.temperature, dim=-1)
             tokens = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
-        # log_softmax(logits)[token] without materialising the (N, V) log-probabilities
-        chosen = logits.gather(1, tokens[:, None]).squeeze(1) - logits.logsumexp(dim=-1)
+        # openai-whisper's log_softmax(logits)[token]: one fused pass, where the chosen logit
+        # minus `logsumexp` took twice as long (191 against 99 us at N = 8, V = 51 864)
+        chosen = logits.log_softmax(dim=-1).gather(1, tokens[:, None]).squeeze(1)
         sum_logprobs.add_(chosen.masked_fill(finished, 0.0))
         tokens.masked_fill_(finished, self.eot)
         finished |= tokens == self.eot

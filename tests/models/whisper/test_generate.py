@@ -103,3 +103,33 @@ def test_fallback_decisions():
     assert not fb.needs_fallback(_result(avg_logprob=-1.5, no_speech_prob=0.9))  # silence
     loop = "the same words again " * 20
     assert compression_ratio(loop) > 2.4 and fb.needs_fallback(_result(text=loop))
+
+
+def test_rules_of_a_batch_are_those_of_each_row(tok):
+    """Rows in different states (a segment just closed, one open, text, a timestamp forced by
+    its mass) get each its own mask in one batched call."""
+    t, hello = tok.timestamp_begin, tok.encode(" Hello")[0]
+    histories = [
+        [t + 10, hello, t + 50, t + 50],  # pair closed: text or eot next
+        [t + 10, hello, t + 50],  # pair open: a timestamp (>= itself) or eot next
+        [t + 10, hello],  # after text: anything but an earlier timestamp
+        [t + 10, hello],  # the same, with the timestamps' mass beating every text token
+        [t + 20, hello, t + 60],  # open too (two rows filled in one call)
+        [t + 5, hello, hello],  # forced too
+    ]
+    width = max(map(len, histories))
+    logits = torch.zeros(len(histories), tok.vocab_size)
+    logits[:, :t] = 10.0
+    logits[[3, 5], :t] = 0.0
+    logits[[3, 5], t:] = 5.0
+    expected = []
+    for history, row in zip(histories, logits):
+        expected.append(_apply(tok, _rules(tok), history, row[None].clone()))
+    # left-pad the shorter histories with text, so that every row's last tokens are its own
+    tokens = torch.tensor(
+        [[tok.sot, *[hello] * (width - len(h)), *h, tok.eot] for h in histories]
+    )
+    last_ts = torch.tensor([max((x for x in h if x >= t), default=-1) for h in histories])
+    _rules(tok).apply(logits, tokens, 1 + width, last_ts)
+    for row, want in zip(logits, expected):
+        assert torch.equal(row, want)

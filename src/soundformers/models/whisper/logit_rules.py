@@ -146,6 +146,8 @@ class LogitRules:
 
 def _fill_rows(logits: torch.Tensor, rows: torch.Tensor) -> None:
     """`logits` (N, K) = -inf in the rows where `rows` (N,) bool is True, in place. Most steps
-    select no row: the check skips a pass over ~50 000 logits per row (15 us a step)."""
+    select no row: the check skips a pass over ~50 000 logits per row (15 us a step). The
+    rows are filled by index: a (N, 1) mask broadcast over a (N, 50 257) view took 101 us at
+    N = 8 (17 at N = 1), `index_fill_` 20 (14)."""
     if bool(rows.any()):
-        logits.masked_fill_(rows[:, None], float("-inf"))
+        logits.index_fill_(0, rows.nonzero().squeeze(1), float("-inf"))
