@@ -126,9 +126,7 @@ def test_rules_of_a_batch_are_those_of_each_row(tok):
     for history, row in zip(histories, logits):
         expected.append(_apply(tok, _rules(tok), history, row[None].clone()))
     # left-pad the shorter histories with text, so that every row's last tokens are its own
-    tokens = torch.tensor(
-        [[tok.sot, *[hello] * (width - len(h)), *h, tok.eot] for h in histories]
-    )
+    tokens = torch.tensor([[tok.sot, *[hello] * (width - len(h)), *h, tok.eot] for h in histories])
     last_ts = torch.tensor([max((x for x in h if x >= t), default=-1) for h in histories])
     _rules(tok).apply(logits, tokens, 1 + width, last_ts)
     for row, want in zip(logits, expected):
