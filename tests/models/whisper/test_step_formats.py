@@ -313,6 +313,24 @@ def test_refined_bfloat16_logits_keep_the_float32_argmax():
     assert torch.equal(kept, refined)
 
 
+def test_refined_logits_from_packed_rows(monkeypatch):
+    """The rows a step keeps packed for oneDNN give the dense rows' logits; where oneDNN's
+    product is missing, the packed rows are left for the dense ones."""
+    weight, states, exact = _near_tie_logits(2)
+    approx = F.linear(states, weight).float()
+    tail = 3900
+    dense = refine_logits(states, approx.clone(), weight, exact_from=tail)
+    packed = model_module.pack_linear_weight(weight[tail:].float().contiguous())
+    if packed is None:
+        pytest.skip("this torch cannot pack a weight for oneDNN")
+    kept = refine_logits(states, approx.clone(), weight, exact_from=tail, exact_rows=packed)
+    torch.testing.assert_close(kept, dense, rtol=0, atol=1e-5)
+    torch.testing.assert_close(kept[:, tail:], exact[:, tail:])
+    monkeypatch.setattr(model_module, "onednn_product", lambda *args, **kwargs: None)
+    fallback = refine_logits(states, approx.clone(), weight, exact_from=tail, exact_rows=packed)
+    torch.testing.assert_close(fallback, dense, rtol=0, atol=1e-5)
+
+
 def test_refined_int8_logits_keep_the_argmax_of_the_bfloat16_rows():
     weight, states, exact = _near_tie_logits(1)
     quantized = StepLinear.int8(weight)

@@ -835,7 +835,10 @@ def refine_logits(
             exact_rows = weight[exact_from:].float()
         # oneDNN's product (MKL's of a few rows took 112 against 62 us at 8 rows)
         product = onednn_product(exact_states, exact_rows) if exact_states.is_cpu else None
-        approx[:, exact_from:] = exact_states @ exact_rows.T if product is None else product
+        if product is None:  # a packed weight is oneDNN's only
+            dense = exact_rows if exact_rows.layout == torch.strided else None
+            product = exact_states @ (weight[exact_from:].float() if dense is None else dense).T
+        approx[:, exact_from:] = product
     approx[:, candidates] = exact_states @ weight.index_select(0, candidates).float().T
     return approx
 
