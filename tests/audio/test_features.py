@@ -125,6 +125,25 @@ def test_whisper_long_signals_are_transformed_in_blocks(monkeypatch, frames):
     torch.testing.assert_close(blocked, whole, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("real", [100, 5000, 3000 * 160 - 30, 7777 * 160 + 77])
+def test_whisper_trailing_zeros_equal_a_padded_copy(real):
+    """Zeros appended without a copy (long-form's 30 s of silence) give the padded copy's
+    features bit for bit: short signals, blocks that end inside the audio or straddle it, and
+    audio shorter than the STFT's reflection."""
+    g = torch.Generator().manual_seed(real)
+    audio = torch.randn(real, generator=g) * 0.1
+    zeros = 30 * 16000
+    copied = whisper_log_mel(torch.cat([audio, torch.zeros(zeros)]), padding=None)
+    virtual = whisper_log_mel(audio, padding=None, trailing_zeros=zeros)
+    assert virtual.shape == copied.shape == (80, (real + zeros) // 160)
+    assert torch.equal(virtual, copied)
+    short = whisper_log_mel(audio, padding=None, trailing_zeros=160 * 7)  # the unblocked path
+    padded = whisper_log_mel(torch.cat([audio, torch.zeros(160 * 7)]), padding=None)
+    assert torch.equal(short, padded)
+    with pytest.raises(ValueError, match="trailing_zeros"):
+        whisper_log_mel(audio, trailing_zeros=zeros)  # padding="max_length"
+
+
 @pytest.mark.parametrize("n_mels", [80, 128])
 def test_whisper_ragged_batch(speech, n_mels):
     batch = [speech[0], speech[1][:20000], speech[2][:1234]]

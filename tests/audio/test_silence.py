@@ -23,6 +23,14 @@ def test_frame_energy_is_the_mean_square_per_frame():
     np.testing.assert_allclose(frame_energy(audio), [0.25, 0.0])  # partial frame dropped
 
 
+def test_frame_energy_in_blocks_equals_all_frames_at_once():
+    """Blocks of frames (bounded memory for hours of audio) give the one-pass values."""
+    audio = np.random.default_rng(1).standard_normal(9000 * 160 + 33).astype(np.float32)
+    frames = len(audio) // 160
+    whole = np.square(audio[: frames * 160].reshape(frames, 160), dtype=np.float64).mean(axis=1)
+    assert np.array_equal(frame_energy(audio), whole)
+
+
 def test_pauses_between_bursts_are_found_in_frames():
     audio = _bursts([(0.5, 1.0), (1.3, 2.0), (2.05, 2.5)], 3.0, noise=1e-4)
     silent = silent_frames(frame_energy(audio))

@@ -230,6 +230,7 @@ def whisper_log_mel(
     chunk_length: int = 30,
     pad_mode: Literal["audio", "features"] = "audio",
     device: Device = None,
+    trailing_zeros: int = 0,
 ) -> torch.Tensor:
     """Whisper's normalised log-mel spectrogram.
 
@@ -269,18 +270,23 @@ def whisper_log_mel(
         chunk_length: The model's window in seconds, for `padding="max_length"`.
         pad_mode: `"audio"` (openai-whisper, transformers) or `"features"` (faster-whisper).
         device: Where to compute; default the input tensor's device (the CPU for numpy).
+        trailing_zeros: Zero samples appended to each signal before the STFT (openai-whisper's
+            `padding` argument: long-form transcription appends 30 s), without a padded copy
+            of the audio (an hour of it is 230 MB); with `padding=None` and
+            `pad_mode="audio"` only.
 
     Returns:
         Features, float32 tensor of shape (..., n_mels, frames) on `device`; (batch, n_mels,
         frames) for a list input. `frames` is `chunk_length * sampling_rate // hop_length` for
-        `"max_length"`, else `time // hop_length` of the (longest) signal.
+        `"max_length"`, else `(time + trailing_zeros) // hop_length` of the (longest) signal.
 
     Raises:
         FeatureError: `sampling_rate` is not 16000 (resample with
             `soundformers.audio.resample`), the audio contains NaN/inf, is not float, has no
             time axis, is too short for the STFT's reflect padding when not padded, or a
             list of unequal signals is given with `padding=None`.
-        ValueError: Unknown `padding` or `pad_mode`.
+        ValueError: Unknown `padding` or `pad_mode`, or `trailing_zeros` with another padding
+            than None or another `pad_mode` than "audio".
     """
     caller = "whisper_log_mel"
     _check_rate(sampling_rate, WHISPER_SAMPLING_RATE, caller, "Whisper")
@@ -290,6 +296,11 @@ def whisper_log_mel(
         )
     if pad_mode not in ("audio", "features"):
         raise ValueError(f"{caller}: pad_mode must be 'audio' or 'features', got {pad_mode!r}")
+    if trailing_zeros and (padding is not None or pad_mode != "audio" or trailing_zeros < 0):
+        raise ValueError(
+            f"{caller}: trailing_zeros (got {trailing_zeros}) is a count >= 0 for padding=None "
+            "and pad_mode='audio'"
+        )
     x, lengths = _as_batch(audio, device, caller)
     if padding is None and lengths is not None and bool((lengths != lengths[0]).any()):
         raise FeatureError(
@@ -302,8 +313,9 @@ def whisper_log_mel(
     if pad_mode == "audio":
         if padding == "max_length":
             x = _fit_length(x, n_chunk_samples)
-        _check_stft_length(x.shape[-1], n_fft, caller)
-        log_spec = _log10_mel(x, n_mels, n_fft, hop_length, sampling_rate)  # (B, n_mels, frames)
+        _check_stft_length(x.shape[-1] + trailing_zeros, n_fft, caller)
+        # (B, n_mels, frames)
+        log_spec = _log10_mel(x, n_mels, n_fft, hop_length, sampling_rate, trailing_zeros)
         peak = log_spec.amax(dim=(-2, -1), keepdim=True)  # (B, 1, 1)
     else:
         x = torch.nn.functional.pad(x, (0, hop_length))
@@ -349,30 +361,48 @@ def _power(spectrum: torch.Tensor) -> torch.Tensor:
     return torch.addcmul(spectrum.real.square(), spectrum.imag, spectrum.imag)
 
 
+def _with_zeros(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Samples `start` .. `stop - 1` of x (B, T) followed by zeros: a view while inside x."""
+    inside = x[:, start : min(stop, x.shape[-1])]
+    if stop <= x.shape[-1]:
+        return inside
+    zeros = x.new_zeros(x.shape[0], stop - max(start, x.shape[-1]))
+    return torch.cat([inside, zeros], dim=1)
+
+
 def _log10_mel(
-    x: torch.Tensor, n_mels: int, n_fft: int, hop_length: int, sampling_rate: int
+    x: torch.Tensor,
+    n_mels: int,
+    n_fft: int,
+    hop_length: int,
+    sampling_rate: int,
+    trailing_zeros: int = 0,
 ) -> torch.Tensor:
-    """(B, T) float32 -> log10 of the Slaney mel power, (B, n_mels, T // hop_length).
+    """(B, T) float32, followed by `trailing_zeros` zero samples -> log10 of the Slaney mel
+    power, (B, n_mels, (T + trailing_zeros) // hop_length).
 
     Signals longer than `_MEL_BLOCK_FRAMES` frames are transformed a block of frames at a
     time (the frames a centred STFT sees, bit for bit): its complex spectrum and power cost
     ~25 bytes per sample at once, 91 MB of peak memory for 4 minutes of audio and 1.4 GB for
-    an hour, where the blocks take ~7 MB whatever the length.
+    an hour, where the blocks take ~7 MB whatever the length. The trailing zeros are then
+    added block by block, not to a copy of the signal.
     """
     window = _torch_hann_window(n_fft, x.device)
     n_freqs, f_max = n_fft // 2 + 1, sampling_rate / 2
     filters = _mel_matrix(
         n_freqs, n_mels, 0.0, f_max, sampling_rate, "slaney", "slaney", False, x.device, x.dtype
     )
-    frames = x.shape[-1] // hop_length
+    n_samples = x.shape[-1] + trailing_zeros
+    frames = n_samples // hop_length
     if frames <= _MEL_BLOCK_FRAMES:
+        x = torch.nn.functional.pad(x, (0, trailing_zeros)) if trailing_zeros else x
         stft = torch.stft(
             x, n_fft, hop_length, window=window, center=True, pad_mode="reflect",
             return_complex=True,
         )  # fmt: skip
         mel = filters.T @ _power(stft[..., :-1])  # (B, n_mels, frames): the last frame dropped
         return mel.clamp_(min=1e-10).log10_()
-    half, n_samples = n_fft // 2, x.shape[-1]
+    half = n_fft // 2
     mel = torch.empty(x.shape[0], n_mels, frames, dtype=x.dtype, device=x.device)
     n_blocks = -(-frames // _MEL_BLOCK_FRAMES)
     bounds = [frames * i // n_blocks for i in range(n_blocks + 1)]  # equal blocks
@@ -380,7 +410,7 @@ def _log10_mel(
         # frame f covers samples [f * hop - n_fft / 2, f * hop + n_fft / 2), reflected at the
         # signal's ends: a view of x inside, a padded copy at the first and last block
         low, high = begin * hop_length - half, (end - 1) * hop_length + n_fft - half
-        block = x[:, max(low, 0) : min(high, n_samples)]
+        block = _with_zeros(x, max(low, 0), min(high, n_samples))
         if low < 0 or high > n_samples:
             pads = (max(-low, 0), max(high - n_samples, 0))
             block = torch.nn.functional.pad(block[:, None], pads, mode="reflect")[:, 0]

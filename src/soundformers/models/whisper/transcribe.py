@@ -156,9 +156,9 @@ def _window(mel: torch.Tensor, seek: int) -> torch.Tensor:
 
 
 def _full_mel(audio: np.ndarray, n_mels: int) -> torch.Tensor:
-    """Log-mel of a whole recording followed by 30 s of silence (openai-whisper's framing)."""
-    padded = np.concatenate([audio, np.zeros(WINDOW_SAMPLES, dtype=np.float32)])
-    return whisper_log_mel(padded, n_mels, padding=None)
+    """Log-mel of a whole recording followed by 30 s of silence (openai-whisper's framing),
+    without a padded copy of the recording."""
+    return whisper_log_mel(audio, n_mels, padding=None, trailing_zeros=WINDOW_SAMPLES)
 
 
 # --------------------------------------------------------------------------------------------
