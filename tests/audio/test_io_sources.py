@@ -177,3 +177,34 @@ def test_url_errors_are_clear(server, wav_path):
     with pytest.raises(sf.AudioFetchError, match="offline") as info:
         sf.load_audio(f"http://127.0.0.1:{port}/a.wav", timeout=2)
     assert isinstance(info.value, sf.AudioDecodeError)
+
+
+@pytest.mark.parametrize("channels", [2, 3, 6])
+def test_multichannel_files_read_in_blocks_and_downmix_in_place(tmp_path, channels):
+    """Files of several channels are read a block of frames at a time straight into
+    (channels, time), and their mono mix takes the first channel's memory: the same samples
+    as soundfile's whole read and numpy's mean, across block boundaries (a partial last one)."""
+    import soundfile
+
+    from soundformers.audio import io as audio_io
+
+    frames = 2 * audio_io._READ_BLOCK_FRAMES + 1234
+    rng = np.random.default_rng(channels)
+    written = (rng.standard_normal((frames, channels)) * 0.2).astype(np.float32)
+    path = tmp_path / f"{channels}ch.wav"
+    soundfile.write(path, written, 44100, subtype="FLOAT")
+    whole = soundfile.read(path, dtype="float32", always_2d=True)[0].T
+    samples, rate = sf.load_audio(path, mono=False)
+    assert rate == 44100 and samples.shape == (channels, frames)
+    assert np.array_equal(samples, whole)
+    mono, _ = sf.load_audio(path)
+    assert np.array_equal(mono, whole.mean(axis=0, dtype=np.float32))
+
+
+def test_mono_mix_of_a_callers_array_leaves_it_alone():
+    array = np.random.default_rng(0).standard_normal((2, 48000)).astype(np.float32)
+    kept = array.copy()
+    for source in (array, {"array": array, "sampling_rate": 16000}):
+        mono, _ = sf.load_audio(source, sampling_rate=16000)
+        assert np.array_equal(array, kept)  # not overwritten by the mix
+        assert np.array_equal(mono, kept.mean(axis=0, dtype=np.float32))

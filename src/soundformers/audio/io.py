@@ -101,12 +101,32 @@ def load_audio(
     """
     samples, source_rate, name = _decode_any(source, sampling_rate, timeout, max_bytes)
     samples = _check_samples(samples, name, allow_empty, nonfinite)
-    if mono:
-        samples = samples[0] if samples.shape[0] == 1 else samples.mean(axis=0, dtype=np.float32)
+    if mono and samples.shape[0] > 1:
+        # decoded samples are ours to overwrite; a caller's array is not
+        given = _is_array(source) or (
+            isinstance(source, dict) and any(source.get(k) is not None for k in ("array", "raw"))
+        )
+        samples = _downmix(samples, in_place=not given)
+    elif mono:
+        samples = samples[0]
     if sampling_rate is not None and sampling_rate != source_rate:
         samples = resample(samples, source_rate, sampling_rate)
         source_rate = int(sampling_rate)
     return Waveform(samples, int(source_rate))
+
+
+def _downmix(samples: np.ndarray, in_place: bool) -> np.ndarray:
+    """The mean of float32 (channels, time) samples over channels, (time,): the first
+    channel's memory takes the sum with `in_place` (a second mono-sized array is 230 MB for an
+    hour of 16 kHz audio, 635 MB at 44.1 kHz). The same values as `samples.mean(axis=0)` in
+    float32 (the channels added in order, then divided)."""
+    if not in_place:
+        return samples.mean(axis=0, dtype=np.float32)
+    total = samples[0]
+    for channel in samples[1:]:
+        total += channel
+    total /= np.float32(len(samples))
+    return total
 
 
 def load_audios(
@@ -355,8 +375,21 @@ def _read_soundfile(f: IO[bytes], size: int) -> tuple[np.ndarray, int]:
             raise _Unsupported(f"invalid header ({channels} channels at {rate} Hz)")
         if frames * channels > MAX_DECLARED_SAMPLES:
             raise _Unsupported(f"the header declares an implausible {frames} frames")
-        data = sf.read(dtype="float32", always_2d=True)  # (time, channels)
-    return np.ascontiguousarray(data.T), int(rate)
+        if channels == 1:  # (time, 1) is (1, time) in memory already
+            return sf.read(dtype="float32", always_2d=True).T, int(rate)
+        # (channels, time), a block of frames at a time: reading all frames as (time,
+        # channels) and transposing held the samples twice (846 MB for 20 min of 44.1 kHz
+        # stereo)
+        data = np.empty((channels, frames), dtype=np.float32)
+        filled = 0
+        # (soundfile reads the frames the header counts, as `read` does; fewer if truncated)
+        for block in sf.blocks(_READ_BLOCK_FRAMES, dtype="float32", always_2d=True):
+            data[:, filled : filled + len(block)] = block.T
+            filled += len(block)
+    return data[:, :filled], int(rate)
+
+
+_READ_BLOCK_FRAMES = 1 << 16  # `_read_soundfile`: frames decoded at a time
 
 
 def _read_pyav(f: IO[bytes], size: int) -> tuple[np.ndarray, int]:
