@@ -1,0 +1,100 @@
+"""Peak memory of long audio on the way to Whisper's features, one process per step.
+
+    .venv/bin/python benchmarks/long_audio_memory.py [--minutes 60]
+
+The fixture recording `longform/piper_4min.flac` is tiled to `--minutes` of audio. Each
+step runs in a fresh process and prints its resident memory (VmRSS) and peak (VmHWM) before
+and after, in MB, and its wall time:
+
+- `load stereo 44.1 kHz WAV`: `load_audio(path, 16000)` of a third of that length written as
+  a 16-bit stereo WAV at 44.1 kHz (decode, mono mix, resampling);
+- `long-form log-mel`: the log-mel of the whole recording followed by 30 s of silence, as
+  sequential long form computes it (`transcribe._full_mel`);
+- `pause energies`: the silent 10 ms frames (`transcribe._silence`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "longform" / "piper_4min.flac"
+STEPS = ("load stereo 44.1 kHz WAV", "long-form log-mel", "pause energies")
+
+
+def memory_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process in MB, from /proc/self/status."""
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return int(fields["VmRSS"][0]) / 1024, int(fields["VmHWM"][0]) / 1024
+
+
+def run_step(step: str, minutes: float, wav: str) -> None:
+    """Child process: one JSON line (before, after, seconds)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(2)
+    from soundformers.audio.io import load_audio
+    from soundformers.models.whisper import transcribe
+
+    if step == STEPS[0]:
+        before = memory_mb()
+        start = time.perf_counter()
+        load_audio(wav, 16000)
+    else:
+        piece = load_audio(FIXTURE, 16000).samples
+        audio = np.resize(piece, int(minutes * 60 * 16000))  # tiled
+        before = memory_mb()
+        start = time.perf_counter()
+        if step == STEPS[1]:
+            transcribe._full_mel(audio, 80)
+        else:
+            transcribe._silence(audio)
+    seconds = time.perf_counter() - start
+    print(json.dumps([before, memory_mb(), seconds]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        step, minutes, wav = args.child
+        run_step(step, float(minutes), wav)
+        return
+    if not FIXTURE.is_file():
+        raise SystemExit(f"fixture not found: {FIXTURE}")
+    import numpy as np
+    import soundfile
+
+    from soundformers.audio.io import load_audio
+
+    with tempfile.TemporaryDirectory() as folder:
+        wav = str(Path(folder) / "stereo.wav")
+        mono = load_audio(FIXTURE, 44100).samples
+        mono = np.resize(mono, int(args.minutes / 3 * 60 * 44100))
+        soundfile.write(wav, np.stack([mono, 0.5 * mono], axis=1), 44100, subtype="PCM_16")
+        print(f"{args.minutes:.0f} min of audio (the WAV: {args.minutes / 3:.0f} min)")
+        print(f"{'step':28}{'RSS before':>11}{'after':>8}{'peak':>8}{'peak - before':>15}{'s':>7}")
+        for step in STEPS:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", step, str(args.minutes), wav],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            (rss, _), (after, peak), seconds = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{step:28}{rss:>11.0f}{after:>8.0f}{peak:>8.0f}{peak - rss:>15.0f}"
+                  f"{seconds:>7.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
