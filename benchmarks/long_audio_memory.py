@@ -23,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "longform" / "piper_4min.flac"
+FIXTURE = (
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "longform" / "piper_4min.flac"
+)
 STEPS = ("load stereo 44.1 kHz WAV", "long-form log-mel", "pause energies")
 
 
