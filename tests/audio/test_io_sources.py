@@ -208,3 +208,45 @@ def test_mono_mix_of_a_callers_array_leaves_it_alone():
         mono, _ = sf.load_audio(source, sampling_rate=16000)
         assert np.array_equal(array, kept)  # not overwritten by the mix
         assert np.array_equal(mono, kept.mean(axis=0, dtype=np.float32))
+
+
+def _pyav_reference(path):
+    """FFmpeg's frames of `path` as planar float32, concatenated (the decoder's contract)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        to_float = av.AudioResampler(format="fltp")
+        planes = [c.to_ndarray() for f in container.decode(stream) for c in to_float.resample(f)]
+        planes += [c.to_ndarray() for c in to_float.resample(None)]
+    return np.concatenate(planes, axis=1)
+
+
+@pytest.mark.parametrize("name", ["25_m4a-44k.m4a", "23_opus-48k.opus", "27_wav-44k-stereo.wav"])
+@pytest.mark.parametrize("declared", ["container", 1000, 0])
+def test_ffmpeg_frames_are_gathered_without_a_second_copy(monkeypatch, name, declared):
+    """Frames go into one array of the declared duration; past it (a duration that says
+    too little) and without one they are concatenated: the same samples every way."""
+    from soundformers.audio import io as audio_io
+
+    path = fixture_path("speech", name)
+    if declared != "container":
+        monkeypatch.setattr(audio_io, "_declared_samples", lambda *args: declared)
+    with open(path, "rb") as f:
+        samples, rate = audio_io._read_pyav(f, path.stat().st_size)
+    assert np.array_equal(samples, _pyav_reference(path))
+    loaded, _ = sf.load_audio(path, mono=False)
+    assert loaded.flags.c_contiguous
+
+
+def test_gathered_frames_keep_the_fewest_channels():
+    from soundformers.audio.io import _Planes
+
+    rng = np.random.default_rng(0)
+    frames = [rng.standard_normal((2, 5)), rng.standard_normal((1, 4)), rng.standard_normal((2, 3))]
+    for capacity in (0, 9, 100):
+        planes = _Planes(capacity)
+        for frame in frames:
+            planes.add(frame.astype(np.float32))
+        expected = np.concatenate([f[:1] for f in frames], axis=1).astype(np.float32)
+        assert planes.samples == 12 and np.array_equal(planes.array(), expected)

@@ -109,6 +109,8 @@ def load_audio(
         samples = _downmix(samples, in_place=not given)
     elif mono:
         samples = samples[0]
+    else:  # the decoders may give a view of a longer buffer
+        samples = np.ascontiguousarray(samples)
     if sampling_rate is not None and sampling_rate != source_rate:
         samples = resample(samples, source_rate, sampling_rate)
         source_rate = int(sampling_rate)
@@ -407,24 +409,82 @@ def _read_pyav(f: IO[bytes], size: int) -> tuple[np.ndarray, int]:
         if not rate or rate <= 0:
             raise _Unsupported(f"invalid sampling rate {rate}")
         to_float = av.AudioResampler(format="fltp")  # same rate and layout, planar float32
-        planes: list[np.ndarray] = []
+        planes = _Planes(_declared_samples(container, stream, rate))
         try:
             for frame in container.decode(stream):
                 for converted in to_float.resample(frame):
-                    planes.append(converted.to_ndarray())
-            planes.extend(c.to_ndarray() for c in to_float.resample(None))
+                    planes.add(converted.to_ndarray())
+            for converted in to_float.resample(None):
+                planes.add(converted.to_ndarray())
         except av.error.FFmpegError as e:
-            if not planes:
+            if not planes.samples:
                 raise _Unsupported(str(e)) from e
             warnings.warn(
-                f"audio decoding stopped early ({e}); returning the {sum(p.shape[1] for p in planes)} "
+                f"audio decoding stopped early ({e}); returning the {planes.samples} "
                 "samples decoded before the error",
                 stacklevel=4,
             )
-    if not planes:
+    if not planes.samples:
         return np.zeros((stream.codec_context.channels or 1, 0), np.float32), int(rate)
-    channels = min(p.shape[0] for p in planes)
-    return np.concatenate([p[:channels] for p in planes], axis=1), int(rate)
+    return planes.array(), int(rate)
+
+
+def _declared_samples(container: Any, stream: Any, rate: int) -> int:
+    """Samples per channel the container says the stream lasts, with 1 % and a second to
+    spare; 0 where it does not say."""
+    import av
+
+    seconds = None
+    if stream.duration is not None and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / av.time_base
+    if not seconds or seconds <= 0:
+        return 0
+    return int(seconds * rate * 1.01) + rate
+
+
+class _Planes:
+    """Decoded planar frames (channels, n) gathered into one (channels, time) float32 array.
+
+    Where the container declares its duration, the frames are written into an array of that
+    length as they come: its pages become resident only as they are written, and no second
+    copy is made (a list of frames and their concatenation held 20 min of 44.1 kHz stereo
+    AAC twice, 881 MB at the peak). Frames past that length, or all of them where no
+    duration is declared, are kept in a list and concatenated at the end. A frame with
+    fewer channels than the others limits all to its count, as their concatenation would.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = min(capacity, MAX_DECLARED_SAMPLES // 8)
+        self.head: np.ndarray | None = None
+        self.filled = 0  # samples written into `head`
+        self.rest: list[np.ndarray] = []
+        self.channels: int | None = None
+        self.samples = 0
+
+    def add(self, plane: np.ndarray) -> None:
+        count, n = plane.shape
+        self.channels = count if self.channels is None else min(self.channels, count)
+        self.samples += n
+        if self.head is None and self.capacity and not self.rest:
+            try:
+                self.head = np.empty((count, self.capacity), dtype=np.float32)
+            except MemoryError:
+                self.capacity = 0
+        if self.head is not None and not self.rest and self.filled + n <= self.capacity:
+            rows = min(count, len(self.head))
+            self.head[:rows, self.filled : self.filled + n] = plane[:rows]
+            self.filled += n
+        else:
+            self.rest.append(plane)
+
+    def array(self) -> np.ndarray:
+        """(channels, time) float32 of every frame added, in order."""
+        parts = ([] if self.head is None else [self.head[:, : self.filled]]) + self.rest
+        if len(parts) == 1:
+            return parts[0][: self.channels]
+        return np.concatenate([p[: self.channels] for p in parts], axis=1)
 
 
 _BACKENDS: tuple[tuple[str, Callable[[IO[bytes], int], tuple[np.ndarray, int]]], ...] = (
