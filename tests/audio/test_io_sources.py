@@ -233,8 +233,8 @@ def test_ffmpeg_frames_are_gathered_without_a_second_copy(monkeypatch, name, dec
     if declared != "container":
         monkeypatch.setattr(audio_io, "_declared_samples", lambda *args: declared)
     with open(path, "rb") as f:
-        samples, rate = audio_io._read_pyav(f, path.stat().st_size)
-    assert np.array_equal(samples, _pyav_reference(path))
+        sink, rate = audio_io._read_pyav(f, path.stat().st_size, audio_io._Planes)
+    assert np.array_equal(sink.result(), _pyav_reference(path))
     loaded, _ = sf.load_audio(path, mono=False)
     assert loaded.flags.c_contiguous
 
@@ -245,8 +245,53 @@ def test_gathered_frames_keep_the_fewest_channels():
     rng = np.random.default_rng(0)
     frames = [rng.standard_normal((2, 5)), rng.standard_normal((1, 4)), rng.standard_normal((2, 3))]
     for capacity in (0, 9, 100):
-        planes = _Planes(capacity)
+        planes = _Planes(16000, capacity)
         for frame in frames:
             planes.add(frame.astype(np.float32))
         expected = np.concatenate([f[:1] for f in frames], axis=1).astype(np.float32)
-        assert planes.samples == 12 and np.array_equal(planes.array(), expected)
+        assert planes.samples == 12 and np.array_equal(planes.result(), expected)
+
+
+def _whole(path, rate, nonfinite="raise"):
+    """The recording decoded whole: (channels, time), checked, mixed, resampled."""
+    from soundformers.audio import io as audio_io
+    from soundformers.audio.resampling import resample
+
+    samples, source_rate = sf.load_audio(path, mono=False, nonfinite=nonfinite)
+    mono = samples[0] if len(samples) == 1 else audio_io._downmix(samples.copy(), in_place=True)
+    return resample(mono, source_rate, rate) if rate and rate != source_rate else mono
+
+
+@pytest.mark.parametrize("rate", [16000, None])
+def test_mono_files_are_mixed_and_resampled_as_they_decode(rate):
+    """Every fixture format, one block at a time through the mix and soxr's stream: the same
+    samples as the whole recording mixed and resampled at once."""
+    paths = sorted(fixture_path("speech").glob("[0-9]*.*"))
+    assert len(paths) >= 30
+    for path in paths:
+        streamed, got_rate = sf.load_audio(path, rate)
+        whole = _whole(path, rate)
+        assert streamed.flags.c_contiguous and streamed.dtype == np.float32
+        assert np.array_equal(streamed, whole), path.name
+        assert got_rate == (rate or sf.load_audio(path, mono=False).sampling_rate)
+
+
+def test_non_finite_samples_of_a_streamed_file_are_counted_and_zeroed_as_whole(tmp_path):
+    import soundfile
+
+    from soundformers.audio import io as audio_io
+
+    frames = 3 * audio_io._READ_BLOCK_FRAMES
+    data = (np.random.default_rng(3).standard_normal((frames, 2)) * 0.1).astype(np.float32)
+    data[70000, 1] = np.nan  # second block, one channel
+    data[150000, :] = np.inf
+    path = tmp_path / "bad.wav"
+    soundfile.write(path, data, 44100, subtype="FLOAT")
+    with pytest.raises(sf.AudioDecodeError) as whole_error:
+        sf.load_audio(path, mono=False)
+    with pytest.raises(sf.AudioDecodeError) as streamed_error:
+        sf.load_audio(path, 16000)
+    assert "3 samples are NaN or infinite (first at sample 70000)" in str(streamed_error.value)
+    assert str(streamed_error.value) == str(whole_error.value)
+    streamed = sf.load_audio(path, 16000, nonfinite="zero").samples
+    assert np.array_equal(streamed, _whole(path, 16000, nonfinite="zero"))

@@ -5,7 +5,10 @@ array or torch tensor, or a row in the datasets layout, and returns a `Waveform`
 `(samples, sampling_rate)`. Encoded audio goes through a short backend chain, first success
 wins: soundfile (libsndfile: wav, flac, ogg/vorbis, opus, mp3, ...) and then PyAV (its wheels
 carry FFmpeg: m4a/aac and everything else). The format is sniffed from the content, never taken
-from the file name.
+from the file name. Decoders hand their output over a block of frames at a time: for mono
+results each block is mixed and resampled as it comes (`_MonoStream`), so a long recording is
+never held at its own rate and channels; otherwise the blocks fill one (channels, time) array
+(`_Planes`).
 """
 
 from __future__ import annotations
@@ -99,13 +102,24 @@ def load_audio(
             samples. The message names the source and the problem.
         AudioFetchError: a URL could not be fetched (a subclass of AudioDecodeError).
     """
+    given = _is_array(source) or (
+        isinstance(source, dict) and any(source.get(k) is not None for k in ("array", "raw"))
+    )
+    if mono and not given:  # encoded audio: mixed and resampled block by block as decoded
+        streams: list[_MonoStream] = []
+
+        def gather(rate: int, capacity: int) -> _MonoStream:
+            streams.append(_MonoStream(rate, capacity, sampling_rate, nonfinite))
+            return streams[-1]
+
+        samples, source_rate, name = _decode_any(source, sampling_rate, timeout, max_bytes, gather)
+        stream = streams[-1]  # the backend that succeeded
+        _check_samples(samples, name, allow_empty, nonfinite, stream.bad, stream.first_bad)
+        return Waveform(samples[0], stream.rate_out)
     samples, source_rate, name = _decode_any(source, sampling_rate, timeout, max_bytes)
     samples = _check_samples(samples, name, allow_empty, nonfinite)
     if mono and samples.shape[0] > 1:
         # decoded samples are ours to overwrite; a caller's array is not
-        given = _is_array(source) or (
-            isinstance(source, dict) and any(source.get(k) is not None for k in ("array", "raw"))
-        )
         samples = _downmix(samples, in_place=not given)
     elif mono:
         samples = samples[0]
@@ -173,19 +187,26 @@ def load_audios(
 
 
 def _decode_any(
-    source: Any, sampling_rate: int | None, timeout: float, max_bytes: int
+    source: Any,
+    sampling_rate: int | None,
+    timeout: float,
+    max_bytes: int,
+    gather: Gather | None = None,
 ) -> tuple[np.ndarray, int, str]:
+    """(samples (channels, time), their rate, a name for messages); encoded audio's decoded
+    blocks go to `gather(rate, declared frames)` (default `_Planes`), whose `result()` the
+    samples are."""
     if isinstance(source, dict):
-        return _decode_row(source, sampling_rate, timeout, max_bytes)
+        return _decode_row(source, sampling_rate, timeout, max_bytes, gather)
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if isinstance(text, str) and text.startswith(("http://", "https://")):
             data = _fetch(text, timeout, max_bytes)
-            return (*_decode_bytes(data, text), text)
-        return (*_decode_file(Path(text)), text)
+            return (*_decode_bytes(data, text, gather), text)
+        return (*_decode_file(Path(text), gather), text)
     if isinstance(source, (bytes, bytearray, memoryview)):
         name = f"<{len(source)} bytes>"
-        return (*_decode_bytes(bytes(source), name), name)
+        return (*_decode_bytes(bytes(source), name, gather), name)
     if hasattr(source, "read"):
         name = f"<file-like {getattr(source, 'name', type(source).__name__)}>"
         data = source.read()
@@ -194,7 +215,7 @@ def _decode_any(
                 f"{name}: read() returned {type(data).__name__}, not bytes; open the file in "
                 "binary mode ('rb')"
             )
-        return (*_decode_bytes(bytes(data), name), name)
+        return (*_decode_bytes(bytes(data), name, gather), name)
     if _is_array(source):
         name = f"<{type(source).__module__.split('.')[0]} array of shape {tuple(source.shape)}>"
         if sampling_rate is None:
@@ -210,7 +231,11 @@ def _decode_any(
 
 
 def _decode_row(
-    row: dict, sampling_rate: int | None, timeout: float, max_bytes: int
+    row: dict,
+    sampling_rate: int | None,
+    timeout: float,
+    max_bytes: int,
+    gather: Gather | None = None,
 ) -> tuple[np.ndarray, int, str]:
     for key in ("array", "raw"):
         if row.get(key) is not None:
@@ -226,9 +251,9 @@ def _decode_row(
             return _as_channels_first(row_array, name), int(row["sampling_rate"]), name
     if row.get("bytes") is not None:
         name = str(row.get("path") or f"<row bytes: {len(row['bytes'])} bytes>")
-        return (*_decode_bytes(bytes(row["bytes"]), name), name)
+        return (*_decode_bytes(bytes(row["bytes"]), name, gather), name)
     if row.get("path") is not None:
-        return _decode_any(row["path"], sampling_rate, timeout, max_bytes)
+        return _decode_any(row["path"], sampling_rate, timeout, max_bytes, gather)
     raise AudioDecodeError(
         f"cannot read audio from a dict with keys {sorted(row)}: expected {_ROW_FORMS}"
     )
@@ -261,20 +286,29 @@ def _as_channels_first(x: Any, name: str) -> np.ndarray:
     return np.asarray(x, dtype=np.float32)
 
 
-def _check_samples(samples: np.ndarray, name: str, allow_empty: bool, nonfinite: str) -> np.ndarray:
+def _check_samples(
+    samples: np.ndarray,
+    name: str,
+    allow_empty: bool,
+    nonfinite: str,
+    bad: int | None = None,
+    first_bad: int | None = None,
+) -> np.ndarray:
+    """`samples` (channels, time) checked for emptiness and NaN/inf (raised, or zeroed with
+    `nonfinite="zero"`); `bad` / `first_bad`: the count and first frame of non-finite
+    samples where a `_MonoStream` already counted (and zeroed) them."""
     if samples.shape[-1] == 0 and not allow_empty:
         raise AudioDecodeError(f"{name}: the audio holds no samples (empty audio)")
-    if samples.size and not np.isfinite(samples.sum()):
-        bad = ~np.isfinite(samples)
-        if bad.any():
-            if nonfinite == "zero":
-                samples = np.where(bad, np.float32(0), samples)
-            else:
-                first = int(np.argmax(bad.any(axis=0)))
-                raise AudioDecodeError(
-                    f"{name}: {int(bad.sum())} samples are NaN or infinite (first at sample "
-                    f"{first}); pass nonfinite='zero' to replace them with silence"
-                )
+    if bad is None and samples.size and not np.isfinite(samples.sum()):
+        found = ~np.isfinite(samples)  # (the sum may also overflow on finite samples)
+        if found.any() and nonfinite == "zero":
+            return np.where(found, np.float32(0), samples)
+        bad, first_bad = int(found.sum()), int(np.argmax(found.any(axis=0)))
+    if bad and nonfinite != "zero":
+        raise AudioDecodeError(
+            f"{name}: {bad} samples are NaN or infinite (first at sample {first_bad}); pass "
+            "nonfinite='zero' to replace them with silence"
+        )
     return samples
 
 
@@ -314,7 +348,7 @@ def _fetch(url: str, timeout: float, max_bytes: int) -> bytes:
     return data
 
 
-def _decode_file(path: Path) -> tuple[np.ndarray, int]:
+def _decode_file(path: Path, gather: Gather | None = None) -> tuple[np.ndarray, int]:
     if not path.exists():
         raise AudioDecodeError(f"{path}: no such file")
     if path.is_dir():
@@ -322,17 +356,20 @@ def _decode_file(path: Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioDecodeError(f"{path}: the file is empty (0 bytes)")
     with open(path, "rb") as f:
-        return _decode_stream(f, str(path), path.stat().st_size)
+        return _decode_stream(f, str(path), path.stat().st_size, gather)
 
 
-def _decode_bytes(data: bytes, name: str) -> tuple[np.ndarray, int]:
+def _decode_bytes(data: bytes, name: str, gather: Gather | None = None) -> tuple[np.ndarray, int]:
     if not data:
         raise AudioDecodeError(f"{name}: empty input (0 bytes)")
-    return _decode_stream(io.BytesIO(data), name, len(data))
+    return _decode_stream(io.BytesIO(data), name, len(data), gather)
 
 
-def _decode_stream(f: IO[bytes], name: str, size: int) -> tuple[np.ndarray, int]:
-    """Try each backend on the seekable binary stream `f`; the first that succeeds wins."""
+def _decode_stream(
+    f: IO[bytes], name: str, size: int, gather: Gather | None = None
+) -> tuple[np.ndarray, int]:
+    """Try each backend on the seekable binary stream `f`; the first that succeeds wins (each
+    gathers into a new `gather(rate, declared frames)`)."""
     failures = []
     head = f.read(64)
     # Ogg Opus: FFmpeg's decoder is twice as fast as libsndfile's and honours the pre-skip exactly
@@ -340,7 +377,8 @@ def _decode_stream(f: IO[bytes], name: str, size: int) -> tuple[np.ndarray, int]
     for backend_name, backend in backends:
         f.seek(0)
         try:
-            samples, rate = backend(f, size)
+            sink, rate = backend(f, size, gather or _Planes)
+            samples = sink.result()
         except _Unsupported as e:
             failures.append(f"{backend_name}: {e}")
             continue
@@ -351,7 +389,7 @@ def _decode_stream(f: IO[bytes], name: str, size: int) -> tuple[np.ndarray, int]
             continue
         if backend_name == "soundfile":
             f.seek(0)
-            _warn_if_truncated_wav(f, samples.shape[1], name)
+            _warn_if_truncated_wav(f, sink.samples, name)
         return samples, rate
     raise AudioDecodeError(
         f"{name}: not a readable audio file ({size} bytes; " + "; ".join(failures) + ")"
@@ -368,7 +406,7 @@ class _Unsupported(Exception):
     """A backend cannot read this content (format unknown to it, or invalid)."""
 
 
-def _read_soundfile(f: IO[bytes], size: int) -> tuple[np.ndarray, int]:
+def _read_soundfile(f: IO[bytes], size: int, gather: Gather) -> tuple[Sink, int]:
     import soundfile
 
     with soundfile.SoundFile(f) as sf:
@@ -377,24 +415,19 @@ def _read_soundfile(f: IO[bytes], size: int) -> tuple[np.ndarray, int]:
             raise _Unsupported(f"invalid header ({channels} channels at {rate} Hz)")
         if frames * channels > MAX_DECLARED_SAMPLES:
             raise _Unsupported(f"the header declares an implausible {frames} frames")
-        if channels == 1:  # (time, 1) is (1, time) in memory already
-            return sf.read(dtype="float32", always_2d=True).T, int(rate)
-        # (channels, time), a block of frames at a time: reading all frames as (time,
-        # channels) and transposing held the samples twice (846 MB for 20 min of 44.1 kHz
-        # stereo)
-        data = np.empty((channels, frames), dtype=np.float32)
-        filled = 0
-        # (soundfile reads the frames the header counts, as `read` does; fewer if truncated)
+        sink = gather(int(rate), frames)
+        # a block of frames at a time: reading all frames as (time, channels) and transposing
+        # held the samples twice (846 MB for 20 min of 44.1 kHz stereo); soundfile reads the
+        # frames the header counts, as `read` does, fewer if the file is truncated
         for block in sf.blocks(_READ_BLOCK_FRAMES, dtype="float32", always_2d=True):
-            data[:, filled : filled + len(block)] = block.T
-            filled += len(block)
-    return data[:, :filled], int(rate)
+            sink.add(block.T)
+    return sink, int(rate)
 
 
 _READ_BLOCK_FRAMES = 1 << 16  # `_read_soundfile`: frames decoded at a time
 
 
-def _read_pyav(f: IO[bytes], size: int) -> tuple[np.ndarray, int]:
+def _read_pyav(f: IO[bytes], size: int, gather: Gather) -> tuple[Sink, int]:
     import av
 
     try:
@@ -409,7 +442,7 @@ def _read_pyav(f: IO[bytes], size: int) -> tuple[np.ndarray, int]:
         if not rate or rate <= 0:
             raise _Unsupported(f"invalid sampling rate {rate}")
         to_float = av.AudioResampler(format="fltp")  # same rate and layout, planar float32
-        planes = _Planes(_declared_samples(container, stream, rate))
+        planes = gather(int(rate), _declared_samples(container, stream, rate))
         try:
             for frame in container.decode(stream):
                 for converted in to_float.resample(frame):
@@ -425,8 +458,8 @@ def _read_pyav(f: IO[bytes], size: int) -> tuple[np.ndarray, int]:
                 stacklevel=4,
             )
     if not planes.samples:
-        return np.zeros((stream.codec_context.channels or 1, 0), np.float32), int(rate)
-    return planes.array(), int(rate)
+        planes.add(np.zeros((stream.codec_context.channels or 1, 0), np.float32))
+    return planes, int(rate)
 
 
 def _declared_samples(container: Any, stream: Any, rate: int) -> int:
@@ -455,7 +488,8 @@ class _Planes:
     fewer channels than the others limits all to its count, as their concatenation would.
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, rate: int, capacity: int) -> None:
+        """rate: the frames' (unused: the `Gather` signature); capacity: declared frames."""
         self.capacity = min(capacity, MAX_DECLARED_SAMPLES // 8)
         self.head: np.ndarray | None = None
         self.filled = 0  # samples written into `head`
@@ -479,7 +513,7 @@ class _Planes:
         else:
             self.rest.append(plane)
 
-    def array(self) -> np.ndarray:
+    def result(self) -> np.ndarray:
         """(channels, time) float32 of every frame added, in order."""
         parts = ([] if self.head is None else [self.head[:, : self.filled]]) + self.rest
         if len(parts) == 1:
@@ -487,7 +521,60 @@ class _Planes:
         return np.concatenate([p[: self.channels] for p in parts], axis=1)
 
 
-_BACKENDS: tuple[tuple[str, Callable[[IO[bytes], int], tuple[np.ndarray, int]]], ...] = (
+class _MonoStream:
+    """Decoded blocks (channels, n) mixed to mono as they come and, where `rate_out` differs
+    from the source's rate, resampled by soxr's stream: the recording is never held whole at
+    its own rate and channels (20 min of 44.1 kHz stereo: 423 MB as float32), only the mono
+    result. The same samples as mixing (`_downmix`) and resampling the whole recording. As
+    `_check_samples` would, non-finite samples are counted per channel before the mix (and
+    zeroed with `nonfinite="zero"`). Each block is mixed over its own channels (a stream
+    whose channel count changes keeps no common count, unlike `_Planes`)."""
+
+    def __init__(self, rate: int, capacity: int, rate_out: int | None, nonfinite: str) -> None:
+        self.rate_out = int(rate_out or rate)
+        self.resampler = None
+        if self.rate_out != rate:
+            import soxr
+
+            self.resampler = soxr.ResampleStream(
+                rate, self.rate_out, 1, dtype="float32", quality="HQ"
+            )
+        self.nonfinite = nonfinite
+        # the result, written in place where the source declares its length
+        self.out = _Planes(self.rate_out, -(-capacity * self.rate_out // rate) + 64)
+        self.samples = 0  # frames decoded, at the source's rate
+        self.bad = 0  # non-finite samples, over all channels
+        self.first_bad: int | None = None  # the first frame holding one
+
+    def add(self, block: np.ndarray) -> None:
+        if block.size and not np.isfinite(block.sum()):
+            bad = ~np.isfinite(block)
+            if self.first_bad is None and bad.any():
+                self.first_bad = self.samples + int(np.argmax(bad.any(axis=0)))
+            self.bad += int(bad.sum())
+            if self.nonfinite == "zero":
+                block = np.where(bad, np.float32(0), block)
+        self.samples += block.shape[1]
+        # the block is ours (a new array per block): its first channel takes the sum
+        mono = np.ascontiguousarray(_downmix(block, in_place=True) if len(block) > 1 else block[0])
+        if self.resampler is not None:
+            mono = self.resampler.resample_chunk(mono, last=False)
+        self.out.add(mono[None])
+
+    def result(self) -> np.ndarray:
+        """(1, time) float32 at `rate_out`."""
+        if self.resampler is not None:
+            self.out.add(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)[None])
+            self.resampler = None
+        if not self.out.samples:
+            self.out.add(np.zeros((1, 0), np.float32))
+        return self.out.result()
+
+
+Sink = _Planes | _MonoStream
+Gather = Callable[[int, int], Sink]  # (source rate, declared frames) -> a new sink
+
+_BACKENDS: tuple[tuple[str, Callable[[IO[bytes], int, Gather], tuple[Sink, int]]], ...] = (
     ("soundfile", _read_soundfile),
     ("pyav", _read_pyav),
 )
