@@ -295,3 +295,28 @@ def test_non_finite_samples_of_a_streamed_file_are_counted_and_zeroed_as_whole(t
     assert str(streamed_error.value) == str(whole_error.value)
     streamed = sf.load_audio(path, 16000, nonfinite="zero").samples
     assert np.array_equal(streamed, _whole(path, 16000, nonfinite="zero"))
+
+
+def test_mono_stream_pools_small_blocks_with_the_same_result():
+    """Blocks of ~1000 frames (FFmpeg's) are pooled before the mix and the resampler: the
+    same samples, and a NaN's frame counted from the start, as with one block."""
+    from soundformers.audio.io import _MonoStream
+    from soundformers.audio.resampling import resample
+
+    rng = np.random.default_rng(5)
+    whole = (rng.standard_normal((2, 200000)) * 0.1).astype(np.float32)
+    whole[1, 150001] = np.nan
+    expected = resample(np.where(np.isnan(whole), 0, whole).mean(0, dtype=np.float32), 48000, 16000)
+    for size in (1024, 200000):
+        stream = _MonoStream(48000, 200000, 16000, "zero")
+        for begin in range(0, whole.shape[1], size):
+            stream.add(whole[:, begin : begin + size].copy())
+        assert stream.samples == 200000 and (stream.bad, stream.first_bad) == (1, 150001)
+        assert np.array_equal(stream.result()[0], expected)
+    # a block with fewer channels: the blocks before it are mixed over their own
+    stream = _MonoStream(16000, 0, None, "raise")
+    stream.add(whole[:, :1000].copy())
+    stream.add(whole[:1, 1000:1500].copy())
+    mixed = stream.result()[0]
+    assert np.array_equal(mixed[:1000], whole[:, :1000].mean(0, dtype=np.float32))
+    assert np.array_equal(mixed[1000:], whole[0, 1000:1500])

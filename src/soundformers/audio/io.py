@@ -542,19 +542,41 @@ class _MonoStream:
         self.nonfinite = nonfinite
         # the result, written in place where the source declares its length
         self.out = _Planes(self.rate_out, -(-capacity * self.rate_out // rate) + 64)
-        self.samples = 0  # frames decoded, at the source's rate
+        self.pending: list[np.ndarray] = []  # small blocks not mixed yet
+        self.pending_frames = 0
+        self.mixed = 0  # frames mixed, at the source's rate
         self.bad = 0  # non-finite samples, over all channels
         self.first_bad: int | None = None  # the first frame holding one
 
+    @property
+    def samples(self) -> int:
+        """Frames taken so far, at the source's rate."""
+        return self.mixed + self.pending_frames
+
     def add(self, block: np.ndarray) -> None:
+        """Take a block of frames (channels, n); FFmpeg's frames of ~1000 samples are pooled
+        to `_READ_BLOCK_FRAMES` first (the per-block work cost 0.3 s for 20 min of AAC)."""
+        if self.pending and len(block) != len(self.pending[0]):  # a new channel count
+            self._mix(self._pooled())
+        self.pending.append(block)
+        self.pending_frames += block.shape[1]
+        if self.pending_frames >= _READ_BLOCK_FRAMES:
+            self._mix(self._pooled())
+
+    def _pooled(self) -> np.ndarray:
+        block = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending, 1)
+        self.pending, self.pending_frames = [], 0
+        return block
+
+    def _mix(self, block: np.ndarray) -> None:
         if block.size and not np.isfinite(block.sum()):
             bad = ~np.isfinite(block)
             if self.first_bad is None and bad.any():
-                self.first_bad = self.samples + int(np.argmax(bad.any(axis=0)))
+                self.first_bad = self.mixed + int(np.argmax(bad.any(axis=0)))
             self.bad += int(bad.sum())
             if self.nonfinite == "zero":
                 block = np.where(bad, np.float32(0), block)
-        self.samples += block.shape[1]
+        self.mixed += block.shape[1]
         # the block is ours (a new array per block): its first channel takes the sum
         mono = np.ascontiguousarray(_downmix(block, in_place=True) if len(block) > 1 else block[0])
         if self.resampler is not None:
@@ -563,6 +585,8 @@ class _MonoStream:
 
     def result(self) -> np.ndarray:
         """(1, time) float32 at `rate_out`."""
+        if self.pending:
+            self._mix(self._pooled())
         if self.resampler is not None:
             self.out.add(self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)[None])
             self.resampler = None
