@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from asr_memory import memory_mb  # a sibling script (this folder is on the path)
+
 FIXTURE = (
     Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "longform" / "piper_4min.flac"
 )
@@ -33,16 +35,6 @@ STEPS = (
     "long-form log-mel",
     "pause energies",
 )
-
-
-def memory_mb() -> tuple[float, float]:
-    """(current, peak) resident memory of this process in MB, from /proc/self/status."""
-    fields = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return int(fields["VmRSS"][0]) / 1024, int(fields["VmHWM"][0]) / 1024
 
 
 def run_step(step: str, minutes: float, wav: str) -> None:
