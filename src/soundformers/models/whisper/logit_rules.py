@@ -127,6 +127,9 @@ class LogitRules:
     def _timestamp_rules(
         self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: torch.Tensor
     ) -> None:
+        if len(logits) == 1:
+            self._timestamp_rules_one_row(logits[0], tokens[0], step, int(last_ts[0]))
+            return
         n_sampled = step - self.sample_begin
         last_was_ts = tokens[:, step - 1] >= self.ts_begin
         if n_sampled >= 2:
@@ -142,6 +145,23 @@ class LogitRules:
         # (rows without a timestamp yet have last_ts = -1: a negative floor forbids nothing)
         floor = torch.where(pair_open, last_ts, last_ts + 1) - self.ts_begin
         timestamps.masked_fill_(self.ts_offsets < floor[:, None], float("-inf"))
+
+    def _timestamp_rules_one_row(
+        self, logits: torch.Tensor, tokens: torch.Tensor, step: int, last_ts: int
+    ) -> None:
+        """`_timestamp_rules` of one row (V,), decided in Python: three slice fills at most
+        where the batched form runs ~14 small tensor ops (~60 us a step in a decoding)."""
+        recent = tokens[max(step - 2, self.sample_begin) : step].tolist()
+        last_was_ts = recent[-1] >= self.ts_begin
+        penultimate_was_ts = len(recent) < 2 or recent[0] >= self.ts_begin
+        if last_was_ts and penultimate_was_ts:  # a closed pair: text (or eot) next
+            logits[self.ts_begin :] = float("-inf")
+        elif last_was_ts:  # an open pair: a timestamp or eot next
+            logits[: self.eot] = float("-inf")
+        # no decreasing timestamps; a segment may end where it began only right after opening
+        floor = (last_ts if last_was_ts and not penultimate_was_ts else last_ts + 1) - self.ts_begin
+        if floor > 0 and last_ts >= 0:
+            logits[self.ts_begin : self.ts_begin + floor] = float("-inf")
 
 
 def _fill_rows(logits: torch.Tensor, rows: torch.Tensor) -> None:
