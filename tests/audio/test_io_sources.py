@@ -258,7 +258,7 @@ def _whole(path, rate, nonfinite="raise"):
     from soundformers.audio.resampling import resample
 
     samples, source_rate = sf.load_audio(path, mono=False, nonfinite=nonfinite)
-    mono = samples[0] if len(samples) == 1 else audio_io._downmix(samples.copy(), in_place=True)
+    mono = samples[0] if len(samples) == 1 else audio_io._downmix(samples.copy())
     return resample(mono, source_rate, rate) if rate and rate != source_rate else mono
 
 
