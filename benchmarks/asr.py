@@ -1,6 +1,6 @@
 """Speech recognition on CPU, one run: soundformers vs transformers' pipeline vs faster-whisper.
 
-    .venv/bin/python benchmarks/asr.py [--threads 2] [--quick] [--repeats 1]
+    .venv/bin/python benchmarks/asr.py [--threads 2] [--quick] [--repeats 1] [--blocks]
 
 Same weights everywhere: the bundled Whisper tiny.en (CTranslate2), read by us, by faster-whisper
 (int8 and float32), and by transformers from the Hugging Face folder our `convert` writes. Same
@@ -11,15 +11,18 @@ audio everywhere, decoded once to 16 kHz by the parent process:
 - long: longform/piper_4min.flac (240 s), greedy, sequential 30 s windows conditioned on the
   previous text (soundformers also in its batched long-form mode).
 
-Each system runs in its own subprocess (`--system NAME`, printing one JSON line), so its peak
-RSS is its own. Reported: cold start (imports + loading tiny.en), wall time and real-time
+Each system runs in its own subprocess (`--system NAME`, serving the parent's commands), so its
+peak RSS is its own. Reported: cold start (imports + loading tiny.en), wall time and real-time
 factor (wall / audio seconds) of each part, WER (Whisper English normalizer) and peak RSS;
 then each rival's wall time divided by ours (> 1: we are faster). Audio decoding is not timed.
 `--quick`: 6 utterances and the 73 s espeak recording, a smoke run.
 
-The machine may be shared with other work: figures from one run are noisy. `--repeats N` runs
-each part N times in the same process (the first run's texts are scored) and keeps the
-fastest, for every system alike; the cold start is measured once.
+The machine may be shared with other work: a system's speed moves by up to 25 % from one
+quarter of an hour to the next, and not every system's alike. So every system is loaded first
+(one at a time: the cold starts do not overlap), and then `--repeats N` rounds each run every
+system's parts once, the systems taking turns, the order rotating between rounds (`run_all`);
+each part keeps its fastest round, and its first round's texts are scored. `--blocks` runs
+each system's rounds back to back instead, one system after the other (the earlier method).
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-STARTED = time.perf_counter()  # before any heavy import: the cold start counts from here
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 SYSTEMS = (
@@ -56,33 +57,10 @@ OURS = "soundformers-fp32"
 # one system, in a child process
 
 
-def _best(run: Callable[[], Any], repeats: int) -> tuple[float, Any]:
-    """(fastest wall time of `repeats` calls of `run`, the first call's result)."""
-    walls, results = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        results.append(run())
-        walls.append(time.perf_counter() - start)
-    return min(walls), results[0]
+Parts = dict[str, Callable[[], Any]]
 
 
-def _measure(loaded: float, short: Callable[[], list[str]], long: Callable[[], str],
-             repeats: int) -> dict:  # fmt: skip
-    """Time `short()` (the short utterances' texts), then `long()` (the long recording's
-    text), each the fastest of `repeats` runs: the result every system reports, with its cold
-    start (`loaded` - start-up)."""
-    short_wall, short_texts = _best(short, repeats)
-    long_wall, long_text = _best(long, repeats)
-    return {
-        "cold_s": loaded - STARTED,
-        "short_wall": short_wall,
-        "short_texts": short_texts,
-        "long_wall": long_wall,
-        "long_text": long_text,
-    }
-
-
-def _run_soundformers(dtype_name: str, data: dict, threads: int, repeats: int) -> dict:
+def _load_soundformers(dtype_name: str, data: dict, threads: int) -> Parts:
     import torch
 
     torch.set_num_threads(threads)
@@ -94,7 +72,6 @@ def _run_soundformers(dtype_name: str, data: dict, threads: int, repeats: int) -
     quantization = "int8" if dtype_name == "int8" else None
     model = from_pretrained("whisper-tiny.en", dtype=dtype, quantization=quantization)
     asr = sf.pipeline("automatic-speech-recognition", model=model)
-    loaded = time.perf_counter()
     greedy = {"temperature": 0.0}  # one pass, as the rivals below
     rows = [{"array": a, "sampling_rate": 16000} for a in data["short"]]
     long = {"array": data["long"], "sampling_rate": 16000}
@@ -102,19 +79,14 @@ def _run_soundformers(dtype_name: str, data: dict, threads: int, repeats: int) -
     def read_long(mode: str) -> str:
         return asr(long, long_form=mode, batch_size=8, generate_kwargs=greedy)["text"]
 
-    out = _measure(
-        loaded,
-        lambda: [o["text"] for o in asr(rows, batch_size=8, generate_kwargs=greedy)],
-        lambda: read_long("sequential"),
-        repeats,
-    )
-    out["long_batched_wall"], out["long_batched_text"] = _best(
-        lambda: read_long("batched"), repeats
-    )
-    return out
+    return {
+        "short": lambda: [o["text"] for o in asr(rows, batch_size=8, generate_kwargs=greedy)],
+        "long": lambda: read_long("sequential"),
+        "long_batched": lambda: read_long("batched"),
+    }
 
 
-def _run_transformers(batch: int, data: dict, threads: int, hf_dir: str, repeats: int) -> dict:
+def _load_transformers(batch: int, data: dict, threads: int, hf_dir: str) -> Parts:
     import warnings
 
     import torch
@@ -125,47 +97,52 @@ def _run_transformers(batch: int, data: dict, threads: int, hf_dir: str, repeats
     transformers.logging.set_verbosity_error()
     warnings.simplefilter("ignore")
     pipe = transformers.pipeline("automatic-speech-recognition", model=hf_dir, device="cpu")
-    loaded = time.perf_counter()
     greedy = {"num_beams": 1}  # the pipeline's own default is beam search (5)
 
     def rows() -> list[dict]:  # new dicts for every run: the pipeline pops their "raw"
         return [{"raw": a, "sampling_rate": 16000} for a in data["short"]]
 
-    return _measure(
-        loaded,
-        lambda: [o["text"] for o in pipe(rows(), batch_size=batch, generate_kwargs=greedy)],
-        lambda: pipe(
+    return {
+        "short": lambda: [
+            o["text"] for o in pipe(rows(), batch_size=batch, generate_kwargs=greedy)
+        ],
+        "long": lambda: pipe(
             {"raw": data["long"], "sampling_rate": 16000},
             return_timestamps=True,
             generate_kwargs={**greedy, "condition_on_prev_tokens": True},
         )["text"],
-        repeats,
-    )
+    }
 
 
-def _run_faster_whisper(
-    compute_type: str, data: dict, threads: int, ct2_dir: str, repeats: int
-) -> dict:
+def _load_faster_whisper(compute_type: str, data: dict, threads: int, ct2_dir: str) -> Parts:
     import faster_whisper
 
     model = faster_whisper.WhisperModel(
         ct2_dir, device="cpu", compute_type=compute_type, cpu_threads=threads
     )
-    loaded = time.perf_counter()
 
     def read(audio, **options) -> str:
         segments = model.transcribe(audio, beam_size=1, temperature=0.0, **options)[0]
         return "".join(s.text for s in segments)
 
-    return _measure(
-        loaded,
-        lambda: [read(a, without_timestamps=True) for a in data["short"]],
-        lambda: read(data["long"]),
-        repeats,
-    )
+    return {
+        "short": lambda: [read(a, without_timestamps=True) for a in data["short"]],
+        "long": lambda: read(data["long"]),
+    }
 
 
-def run_system(args: argparse.Namespace) -> None:
+def serve_system(args: argparse.Namespace) -> None:
+    """Child process: wait for "load" on stdin, load the system (timed: the cold start), then
+    run each part named on stdin once, answering every command with one JSON line on stdout,
+    until "exit" (answered with the peak RSS)."""
+    commands = iter(sys.stdin.readline, "")
+
+    def answer(value: dict) -> None:
+        print(json.dumps(value), flush=True)
+
+    if next(commands, "").strip() != "load":
+        return
+    started = time.perf_counter()  # nothing heavy imported before: the cold start counts from here
     import numpy as np
 
     with np.load(args.audio) as npz:
@@ -175,15 +152,108 @@ def run_system(args: argparse.Namespace) -> None:
         }
     family, variant = args.system.rsplit("-", 1)
     if family == "soundformers":
-        out = _run_soundformers(variant, data, args.threads, args.repeats)
+        parts = _load_soundformers(variant, data, args.threads)
     elif family == "transformers":
-        out = _run_transformers(int(variant[1:]), data, args.threads, args.hf_dir, args.repeats)
+        parts = _load_transformers(int(variant[1:]), data, args.threads, args.hf_dir)
     else:
         compute_type = {"int8": "int8", "fp32": "float32"}[variant]
-        out = _run_faster_whisper(compute_type, data, args.threads, args.ct2_dir, args.repeats)
-    out["system"] = args.system
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KB
-    print(json.dumps(out))
+        parts = _load_faster_whisper(compute_type, data, args.threads, args.ct2_dir)
+    answer({"cold_s": time.perf_counter() - started, "parts": list(parts)})
+    for line in commands:
+        name = line.strip()
+        if name == "exit":
+            break
+        begin = time.perf_counter()
+        result = parts[name]()
+        answer({"wall": time.perf_counter() - begin, "result": result})
+    answer({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})  # KB
+
+
+class Child:
+    """One system's process (`serve_system`), driven a command at a time; `row` collects its
+    cold start, the fastest wall time and the first result of each part, and its peak RSS."""
+
+    def __init__(self, system: str, command: list[str], env: dict[str, str]) -> None:
+        self.system = system
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.parts: list[str] = []
+        self.row: dict[str, Any] = {"system": system}
+
+    def ask(self, command: str) -> dict:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.system} exited with code {self.process.wait()}")
+        return json.loads(line)
+
+    def load(self) -> None:
+        reply = self.ask("load")
+        self.row["cold_s"], self.parts = reply["cold_s"], reply["parts"]
+
+    def run_parts(self) -> None:
+        """Run every part once: keep the fastest wall time and the first run's result."""
+        for part in self.parts:
+            reply = self.ask(part)
+            wall = f"{part}_wall"
+            self.row[wall] = min(self.row.get(wall, float("inf")), reply["wall"])
+            self.row.setdefault(f"{part}_result", reply["result"])
+
+    def finish(self) -> dict:
+        self.row["peak_rss_mb"] = self.ask("exit")["peak_rss_mb"]
+        self.process.wait()
+        return self.row
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+def run_all(systems: list[str], command: Callable[[str], list[str]], env: dict[str, str],
+            repeats: int, interleave: bool) -> dict[str, dict]:  # fmt: skip
+    """Every system's row (`Child.row`), by system; a system that fails is reported on stderr
+    and left out.
+
+    Interleaved (the default), every system is loaded first, one at a time, and then each of
+    the `repeats` rounds runs every system's parts once, one system after the other, the order
+    rotating from round to round: a slower minute of the shared machine falls on all systems
+    alike. Otherwise each system runs all its rounds before the next one starts. A pause before
+    each turn lets the previous system's thread pools stop spinning.
+    """
+    groups = [systems] if interleave else [[s] for s in systems]
+    rows = {}
+    for group in groups:
+        children = [Child(s, command(s), env) for s in group]
+        try:
+            for child in list(children):
+                print(f"  loading {child.system} ...", file=sys.stderr, flush=True)
+                try:
+                    child.load()
+                except RuntimeError as e:
+                    print(f"  {e}", file=sys.stderr)
+                    children.remove(child)
+            for r in range(repeats):
+                order = children[r % len(children) :] + children[: r % len(children)]
+                print(f"  round {r + 1}/{repeats}: {', '.join(c.system for c in order)}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                for child in order:
+                    time.sleep(_PAUSE_S)
+                    try:
+                        child.run_parts()
+                    except RuntimeError as e:
+                        print(f"  {e}", file=sys.stderr)
+                        children.remove(child)
+            for child in children:
+                rows[child.system] = child.finish()
+        finally:
+            for child in children:
+                child.kill()
+    return rows
+
+
+_PAUSE_S = 0.5  # OpenMP pools spin ~200 ms after their last parallel region
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,14 +286,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="6 utterances + the 73 s recording")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--repeats", type=int, default=1,
-                        help="runs of each part per system; the fastest counts")  # fmt: skip
+                        help="rounds: runs of each part per system; the fastest counts")  # fmt: skip
+    parser.add_argument("--blocks", action="store_true",
+                        help="each system runs all its rounds before the next one starts")  # fmt: skip
     parser.add_argument("--system", default=None, help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--audio", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--hf-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--ct2-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.system:
-        run_system(args)
+        serve_system(args)
         return
 
     import numpy as np
@@ -252,29 +324,26 @@ def main() -> None:
             f"({seconds_long:.0f} s), {args.threads} threads",
             file=sys.stderr,
         )
-        for system in args.systems:
-            command = [sys.executable, __file__, "--system", system, "--audio", str(audio_file),
-                       "--hf-dir", str(hf_dir), "--ct2-dir", str(ct2_dir),
-                       "--threads", str(args.threads), "--repeats", str(args.repeats)]  # fmt: skip
-            print(f"  running {system} ...", file=sys.stderr, flush=True)
-            done = subprocess.run(command, env=env, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"  {system} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
-                continue
-            rows[system] = json.loads(done.stdout.strip().splitlines()[-1])
+
+        def command(system: str) -> list[str]:
+            return [sys.executable, __file__, "--system", system, "--audio", str(audio_file),
+                    "--hf-dir", str(hf_dir), "--ct2-dir", str(ct2_dir),
+                    "--threads", str(args.threads)]  # fmt: skip
+
+        rows = run_all(args.systems, command, env, args.repeats, interleave=not args.blocks)
 
     norm = "whisper_english"
     header = (f"{'system':22}{'cold s':>8}{'short s':>9}{'RTF':>7}{'WER %':>7}"
               f"{'long s':>8}{'RTF':>7}{'WER %':>7}{'RSS MB':>8}")  # fmt: skip
     print(header)
     for name, r in rows.items():
-        lines = [(name, r["long_wall"], r["long_text"])]
+        lines = [(name, r["long_wall"], r["long_result"])]
         if "long_batched_wall" in r:
-            lines.append((f"{name} batched", r["long_batched_wall"], r["long_batched_text"]))
+            lines.append((f"{name} batched", r["long_batched_wall"], r["long_batched_result"]))
         for i, (label, long_wall, long_text) in enumerate(lines):
             short_cells = (
                 f"{r['cold_s']:>8.2f}{r['short_wall']:>9.2f}{r['short_wall'] / seconds_short:>7.3f}"
-                f"{100 * wer(refs, r['short_texts'], normalizer=norm):>7.2f}"
+                f"{100 * wer(refs, r['short_result'], normalizer=norm):>7.2f}"
                 if i == 0
                 else " " * 31
             )
