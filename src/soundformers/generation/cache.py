@@ -61,6 +61,20 @@ class StaticKVCache:
         v_all.index_copy_(2, input_pos, v)
         return k_all, v_all
 
+    def repeat_rows_from(self, source: StaticKVCache, repeats: int, length: int) -> None:
+        """Fill positions `[0, length)` of every row from `source`, whose row r becomes rows
+        r*repeats .. r*repeats + repeats-1 here (a prompt run once per audio window, then
+        continued by its beams or samples).
+
+        Args:
+            source: a cache of `batch_size // repeats` rows, same layers, heads and dtype.
+            repeats: rows per source row.
+            length: positions filled in `source`.
+        """
+        for mine, theirs in ((self.k, source.k), (self.v, source.v)):
+            rows = mine[:, :, :, :length].unflatten(1, (source.batch_size, repeats))
+            rows.copy_(theirs[:, :, None, :, :length])
+
     def reorder(self, index: torch.Tensor, length: int | None = None) -> None:
         """Keep batch rows `index` (beam search: each surviving beam's parent), in place.
 

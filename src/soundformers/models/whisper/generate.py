@@ -304,14 +304,12 @@ def decode(
     tokens = torch.full((n_audio, max_len), tokenizer.eot, dtype=torch.long, device=device)
     for row, (pad, ids) in enumerate(zip(pads, initial)):
         tokens[row, pad:sample_begin] = torch.tensor(ids, device=device)
-    tokens = tokens.repeat_interleave(n_group, 0)
-    # per row: first slot (None when no row is padded: the unmasked fast path) and <|sot|> slot
-    start = torch.tensor(pads, device=device).repeat_interleave(n_group) if any(pads) else None
+    # per window: first slot (None when no row is padded: the unmasked fast path), <|sot|> slot
+    start = torch.tensor(pads, device=device) if any(pads) else None
     sot_slots = torch.tensor(
         [pad + ids.index(tokenizer.sot) for pad, ids in zip(pads, initial)], device=device
-    ).repeat_interleave(n_group)
-    if n_group > 1:
-        encoder_out = encoder_out.repeat_interleave(n_group, dim=0)
+    )
+    # one copy of each window's cross-attention keys and values for all its rows
     cross_kv = model.cross_kv(encoder_out)
     cache = model.new_cache(n, max_len)
     positions = torch.arange(max_len, device=device)
@@ -323,14 +321,22 @@ def decode(
     )
     greedy = GreedySearch(tokenizer.eot, options.temperature, generator)
 
-    # the prompt's logits at <|sot|> (no-speech probability) and at its last token
+    # the prompt's logits at <|sot|> (no-speech probability) and at its last token; the rows
+    # of a window share the prompt: it runs once per window, then its cache slots are copied
     logits_at = torch.stack([sot_slots, torch.full_like(sot_slots, sample_begin - 1)], dim=1)
+    prompt_cache = cache if n_group == 1 else model.new_cache(n_audio, max_len)
     logits = model.decode_step(
-        tokens[:, :sample_begin], cross_kv, cache, positions[:sample_begin], start, logits_at,
-        exact_from=tokenizer.eot,
+        tokens[:, :sample_begin], cross_kv, prompt_cache, positions[:sample_begin], start,
+        logits_at, exact_from=tokenizer.eot,
     )  # fmt: skip
     no_speech_probs = logits[:, 0].softmax(dim=-1)[:, tokenizer.no_speech]
     logits = logits[:, 1]
+    if n_group > 1:
+        cache.repeat_rows_from(prompt_cache, n_group, sample_begin)
+        del prompt_cache
+        tokens = tokens.repeat_interleave(n_group, 0)
+        logits = logits.repeat_interleave(n_group, 0)
+        start = None if start is None else start.repeat_interleave(n_group)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     sum_logprobs = torch.zeros(n, dtype=torch.float32, device=device)
     last_ts = torch.full((n,), -1, dtype=torch.long, device=device)
@@ -369,7 +375,7 @@ def decode(
         candidates = beam.finalize(sampled, sum_logprobs)
     else:
         candidates = _row_candidates(tokenizer, sampled, sum_logprobs, n_audio, n_group)
-    no_speech = no_speech_probs[::n_group].tolist()  # the rows of a window share the prompt
+    no_speech = no_speech_probs.tolist()  # one per window
     return _results(tokenizer, candidates, no_speech, languages, language_probs, options)
 
 
