@@ -1,13 +1,12 @@
 """Rows that share an audio window (beams, best-of samples) share its cross-attention keys and
-values: `cross_attention` over A windows for A * G rows, and a prompt run once per window and
-copied to its rows (`StaticKVCache.repeat_rows_from`)."""
+values: `cross_attention` over A windows for A * G rows (the prompt that runs once per window
+and is copied to its rows: `tests/test_cache.py`)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from soundformers.generation.cache import StaticKVCache
 from soundformers.models.whisper.load import load_model
 from soundformers.models.whisper.model import attention, cross_attention
 
@@ -48,20 +47,6 @@ def test_rows_that_do_not_group_over_the_windows_are_refused():
     q, k = torch.zeros(5, 2, 1, 8), torch.zeros(2, 2, 10, 8)
     with pytest.raises(ValueError, match="groups"):
         cross_attention(q, k, k)
-
-
-def test_cache_rows_repeated_from_a_cache_per_window():
-    source = StaticKVCache(2, 3, 2, 10, 4)
-    source.k.normal_()
-    source.v.normal_()
-    cache = StaticKVCache(2, 6, 2, 10, 4)
-    cache.k.fill_(7.0)
-    cache.v.fill_(7.0)
-    cache.repeat_rows_from(source, 2, length=6)
-    for row in range(6):
-        for mine, theirs in ((cache.k, source.k), (cache.v, source.v)):
-            assert torch.equal(mine[:, row, :, :6], theirs[:, row // 2, :, :6])
-            assert bool((mine[:, row, :, 6:] == 7.0).all())  # past `length`: untouched
 
 
 def test_a_step_over_shared_windows_equals_a_step_over_a_copy_per_row(tiny_english):

@@ -1,0 +1,38 @@
+"""The decoder's preallocated self-attention cache: rows copied from a cache per window, and
+rows reordered by beam search."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from soundformers.generation.cache import StaticKVCache
+
+
+def _filled(batch: int, value: float | None = None) -> StaticKVCache:
+    cache = StaticKVCache(2, batch, 2, 10, 4)
+    for buffer in (cache.k, cache.v):
+        buffer.normal_() if value is None else buffer.fill_(value)
+    return cache
+
+
+def test_cache_rows_repeated_from_a_cache_per_window():
+    source, cache = _filled(3), _filled(6, value=7.0)
+    cache.repeat_rows_from(source, 2, length=6)
+    for row in range(6):
+        for mine, theirs in ((cache.k, source.k), (cache.v, source.v)):
+            assert torch.equal(mine[:, row, :, :6], theirs[:, row // 2, :, :6])
+            assert bool((mine[:, row, :, 6:] == 7.0).all())  # past `length`: untouched
+
+
+@pytest.mark.parametrize(
+    "index", [[0, 1, 2, 3, 4], [1, 1, 2, 0, 0], [4, 3, 2, 1, 0], [2, 2, 2, 2, 2], [0, 0, 2, 3, 1]]
+)
+def test_reorder_keeps_each_rows_parent(index):
+    cache = _filled(5)
+    before = cache.k.clone(), cache.v.clone()
+    cache.reorder(torch.tensor(index), length=6)
+    for buffer, old in zip((cache.k, cache.v), before):
+        for row, parent in enumerate(index):
+            assert torch.equal(buffer[:, row, :, :6], old[:, parent, :, :6])
+        assert torch.equal(buffer[:, :, :, 6:], old[:, :, :, 6:])  # past `length`: untouched
