@@ -1,6 +1,7 @@
 """Speech recognition on CPU, one run: soundformers vs transformers' pipeline vs faster-whisper.
 
-    .venv/bin/python benchmarks/asr.py [--threads 2] [--quick] [--repeats 1] [--blocks]
+    .venv/bin/python benchmarks/asr.py [--threads 2] [--quick] [--repeats 1] [--beam 1]
+                                       [--blocks]
 
 Same weights everywhere: the bundled Whisper tiny.en (CTranslate2), read by us, by faster-whisper
 (int8 and float32), and by transformers from the Hugging Face folder our `convert` writes. Same
@@ -10,6 +11,9 @@ audio everywhere, decoded once to 16 kHz by the parent process:
   169 s), greedy, no timestamps, one pass (no temperature fallback);
 - long: longform/piper_4min.flac (240 s), greedy, sequential 30 s windows conditioned on the
   previous text (soundformers also in its batched long-form mode).
+
+`--beam 5`: beam search of 5 everywhere instead (faster-whisper's and openai-whisper's
+default), still one pass at temperature 0.
 
 Each system runs in its own subprocess (`--system NAME`, serving the parent's commands), so its
 peak RSS is its own. Reported: cold start (imports + loading tiny.en), wall time and real-time
@@ -60,7 +64,7 @@ OURS = "soundformers-fp32"
 Parts = dict[str, Callable[[], Any]]
 
 
-def _load_soundformers(dtype_name: str, data: dict, threads: int) -> Parts:
+def _load_soundformers(dtype_name: str, data: dict, threads: int, beam: int) -> Parts:
     import torch
 
     torch.set_num_threads(threads)
@@ -72,7 +76,7 @@ def _load_soundformers(dtype_name: str, data: dict, threads: int) -> Parts:
     quantization = "int8" if dtype_name == "int8" else None
     model = from_pretrained("whisper-tiny.en", dtype=dtype, quantization=quantization)
     asr = sf.pipeline("automatic-speech-recognition", model=model)
-    greedy = {"temperature": 0.0}  # one pass, as the rivals below
+    greedy = {"temperature": 0.0, "num_beams": beam}  # one pass, as the rivals below
     rows = [{"array": a, "sampling_rate": 16000} for a in data["short"]]
     long = {"array": data["long"], "sampling_rate": 16000}
 
@@ -86,7 +90,7 @@ def _load_soundformers(dtype_name: str, data: dict, threads: int) -> Parts:
     }
 
 
-def _load_transformers(batch: int, data: dict, threads: int, hf_dir: str) -> Parts:
+def _load_transformers(batch: int, data: dict, threads: int, beam: int, hf_dir: str) -> Parts:
     import warnings
 
     import torch
@@ -97,7 +101,7 @@ def _load_transformers(batch: int, data: dict, threads: int, hf_dir: str) -> Par
     transformers.logging.set_verbosity_error()
     warnings.simplefilter("ignore")
     pipe = transformers.pipeline("automatic-speech-recognition", model=hf_dir, device="cpu")
-    greedy = {"num_beams": 1}  # the pipeline's own default is beam search (5)
+    greedy = {"num_beams": beam}  # the pipeline's own default is beam search (5)
 
     def rows() -> list[dict]:  # new dicts for every run: the pipeline pops their "raw"
         return [{"raw": a, "sampling_rate": 16000} for a in data["short"]]
@@ -114,7 +118,8 @@ def _load_transformers(batch: int, data: dict, threads: int, hf_dir: str) -> Par
     }
 
 
-def _load_faster_whisper(compute_type: str, data: dict, threads: int, ct2_dir: str) -> Parts:
+def _load_faster_whisper(compute_type: str, data: dict, threads: int, beam: int,
+                         ct2_dir: str) -> Parts:  # fmt: skip
     import faster_whisper
 
     model = faster_whisper.WhisperModel(
@@ -122,7 +127,7 @@ def _load_faster_whisper(compute_type: str, data: dict, threads: int, ct2_dir: s
     )
 
     def read(audio, **options) -> str:
-        segments = model.transcribe(audio, beam_size=1, temperature=0.0, **options)[0]
+        segments = model.transcribe(audio, beam_size=beam, temperature=0.0, **options)[0]
         return "".join(s.text for s in segments)
 
     return {
@@ -152,12 +157,12 @@ def serve_system(args: argparse.Namespace) -> None:
         }
     family, variant = args.system.rsplit("-", 1)
     if family == "soundformers":
-        parts = _load_soundformers(variant, data, args.threads)
+        parts = _load_soundformers(variant, data, args.threads, args.beam)
     elif family == "transformers":
-        parts = _load_transformers(int(variant[1:]), data, args.threads, args.hf_dir)
+        parts = _load_transformers(int(variant[1:]), data, args.threads, args.beam, args.hf_dir)
     else:
         compute_type = {"int8": "int8", "fp32": "float32"}[variant]
-        parts = _load_faster_whisper(compute_type, data, args.threads, args.ct2_dir)
+        parts = _load_faster_whisper(compute_type, data, args.threads, args.beam, args.ct2_dir)
     answer({"cold_s": time.perf_counter() - started, "parts": list(parts)})
     for line in commands:
         name = line.strip()
@@ -287,6 +292,8 @@ def main() -> None:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--repeats", type=int, default=1,
                         help="rounds: runs of each part per system; the fastest counts")  # fmt: skip
+    parser.add_argument("--beam", type=int, default=1,
+                        help="beam size of every system (default 1: greedy)")  # fmt: skip
     parser.add_argument("--blocks", action="store_true",
                         help="each system runs all its rounds before the next one starts")  # fmt: skip
     parser.add_argument("--system", default=None, help=argparse.SUPPRESS)  # child mode
@@ -321,14 +328,15 @@ def main() -> None:
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "0"}
         print(
             f"{len(short)} utterances ({seconds_short:.0f} s) + one recording "
-            f"({seconds_long:.0f} s), {args.threads} threads",
+            f"({seconds_long:.0f} s), {args.threads} threads, "
+            + ("greedy" if args.beam == 1 else f"beam search of {args.beam}"),
             file=sys.stderr,
         )
 
         def command(system: str) -> list[str]:
             return [sys.executable, __file__, "--system", system, "--audio", str(audio_file),
                     "--hf-dir", str(hf_dir), "--ct2-dir", str(ct2_dir),
-                    "--threads", str(args.threads)]  # fmt: skip
+                    "--threads", str(args.threads), "--beam", str(args.beam)]  # fmt: skip
 
         rows = run_all(args.systems, command, env, args.repeats, interleave=not args.blocks)
 
