@@ -36,3 +36,12 @@ def test_reorder_keeps_each_rows_parent(index):
         for row, parent in enumerate(index):
             assert torch.equal(buffer[:, row, :, :6], old[:, parent, :, :6])
         assert torch.equal(buffer[:, :, :, 6:], old[:, :, :, 6:])  # past `length`: untouched
+
+
+def test_reorder_from_begin_leaves_the_shared_prompt():
+    cache = _filled(3)
+    before = cache.k.clone()
+    cache.reorder(torch.tensor([2, 2, 0]), length=8, begin=3)
+    assert torch.equal(cache.k[:, :, :, :3], before[:, :, :, :3])
+    assert torch.equal(cache.k[:, 0, :, 3:8], before[:, 2, :, 3:8])
+    assert torch.equal(cache.k[:, 2, :, 3:8], before[:, 0, :, 3:8])

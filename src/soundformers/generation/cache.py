@@ -75,12 +75,14 @@ class StaticKVCache:
             rows = mine[:, :, :, :length].unflatten(1, (source.batch_size, repeats))
             rows.copy_(theirs[:, :, None, :, :length])
 
-    def reorder(self, index: torch.Tensor, length: int | None = None) -> None:
+    def reorder(self, index: torch.Tensor, length: int | None = None, begin: int = 0) -> None:
         """Keep batch rows `index` (beam search: each surviving beam's parent), in place.
 
         Args:
             index: (batch,) int64 source row for each row.
             length: only positions `[0, length)` hold data yet; the rest is not copied.
+            begin: positions before this are the same in a row and its parent (the prompt
+                its beams share): not copied either.
         """
         length = self.max_len if length is None else length
         # only rows that take another row's keys and values are written (beam search of 5
@@ -90,7 +92,7 @@ class StaticKVCache:
         parents = index.tolist()
         moved = [(row, parent) for row, parent in enumerate(parents) if parent != row]
         for buffer in (self.k, self.v):
-            filled = buffer[:, :, :, :length]
+            filled = buffer[:, :, :, begin:length]
             copies = {parent: filled[:, parent].clone() for _, parent in moved}
             for row, parent in moved:
                 filled[:, row].copy_(copies[parent])

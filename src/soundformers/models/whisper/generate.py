@@ -355,7 +355,7 @@ def decode(
             if not torch.equal(chosen.source, identity):  # beams moved: follow their parents
                 tokens = tokens.index_select(0, chosen.source)
                 last_ts = last_ts.index_select(0, chosen.source)
-                cache.reorder(chosen.source, length=step)
+                cache.reorder(chosen.source, length=step, begin=sample_begin)
         else:
             next_tokens = greedy.step(logits, finished, sum_logprobs)
             done = bool(finished.all())
