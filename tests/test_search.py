@@ -1,4 +1,4 @@
-"""Greedy token selection (`soundformers.generation.search`): the block-wise argmax and the
+"""Token selection (`soundformers.generation.search`): the block-wise argmax and top-k and the
 chosen tokens' log-probabilities against torch's own."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soundformers.generation.search import ARGMAX_BLOCK, GreedySearch, first_argmax
+from soundformers.generation.search import ARGMAX_BLOCK, GreedySearch, block_topk, first_argmax
 
 
 @pytest.mark.parametrize("vocab", [51864, 51865, 4 * ARGMAX_BLOCK, 1000])
@@ -54,3 +54,29 @@ def test_greedy_step_scores_with_log_softmax():
     torch.testing.assert_close(sums[:3], expected[:3] - 1.0, rtol=0, atol=1e-6)
     assert sums[3] == -1.0  # a finished row scores nothing more
     assert finished.tolist() == [False, False, True, True]
+
+
+@pytest.mark.parametrize("vocab", [51864, 51865, 4 * 6 * ARGMAX_BLOCK, 1000])
+@pytest.mark.parametrize("rows", [1, 5])
+def test_block_topk_equals_torch_topk(vocab, rows):
+    gen = torch.Generator().manual_seed(vocab + rows)
+    x = F.log_softmax(torch.randn(rows, vocab, generator=gen) * 4, dim=-1)
+    for k in (1, 6):
+        values, indices = block_topk(x, k)
+        expected = x.topk(k, dim=-1)
+        assert torch.equal(values, expected.values) and torch.equal(indices, expected.indices)
+    x[:, -2:] = 5.0 + torch.arange(2.0)  # the two largest in the last (narrower) block
+    x[:, 7] = 4.0  # and the third in the first
+    x[:, : vocab // 2] = float("-inf")  # suppressed tokens, as the timestamp rules do
+    values, indices = block_topk(x, 6)
+    assert indices[:, :2].tolist() == [[vocab - 1, vocab - 2]] * rows
+    assert torch.equal(values, x.topk(6, dim=-1).values)
+    assert torch.equal(x.gather(1, indices), values)  # indices and values agree
+
+
+def test_block_topk_on_views_and_short_rows():
+    x = torch.randn(2, 5, 3000)
+    columns = x[:, :, 7]  # not contiguous along the row: torch's topk
+    assert torch.equal(block_topk(columns, 2)[1], columns.topk(2, dim=-1).indices)
+    short = torch.randn(4, 100)
+    assert torch.equal(block_topk(short, 6)[1], short.topk(6, dim=-1).indices)
