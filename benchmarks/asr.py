@@ -137,14 +137,15 @@ def _load_faster_whisper(compute_type: str, data: dict, threads: int, beam: int,
 
 
 def serve_system(args: argparse.Namespace) -> None:
-    """Child process: wait for "load" on stdin, load the system (timed: the cold start), then
-    run each part named on stdin once, answering every command with one JSON line on stdout,
-    until "exit" (answered with the peak RSS)."""
+    """Child process: say it is ready, wait for "load" on stdin, load the system (timed: the
+    cold start), then run each part named on stdin once, answering every command with one
+    JSON line on stdout, until "exit" (answered with the peak RSS)."""
     commands = iter(sys.stdin.readline, "")
 
     def answer(value: dict) -> None:
         print(json.dumps(value), flush=True)
 
+    answer({"ready": True})  # started: no other start-up overlaps a cold start from here on
     if next(commands, "").strip() != "load":
         return
     started = time.perf_counter()  # nothing heavy imported before: the cold start counts from here
@@ -184,11 +185,16 @@ class Child:
                                         stdout=subprocess.PIPE, text=True)  # fmt: skip
         self.parts: list[str] = []
         self.row: dict[str, Any] = {"system": system}
+        self._reply()  # its interpreter has started
 
     def ask(self, command: str) -> dict:
-        assert self.process.stdin is not None and self.process.stdout is not None
+        assert self.process.stdin is not None
         self.process.stdin.write(command + "\n")
         self.process.stdin.flush()
+        return self._reply()
+
+    def _reply(self) -> dict:
+        assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.system} exited with code {self.process.wait()}")
@@ -230,8 +236,13 @@ def run_all(systems: list[str], command: Callable[[str], list[str]], env: dict[s
     groups = [systems] if interleave else [[s] for s in systems]
     rows = {}
     for group in groups:
-        children = [Child(s, command(s), env) for s in group]
+        children: list[Child] = []
         try:
+            for system in group:  # all started before any loads
+                try:
+                    children.append(Child(system, command(system), env))
+                except RuntimeError as e:
+                    print(f"  {e}", file=sys.stderr)
             for child in list(children):
                 print(f"  loading {child.system} ...", file=sys.stderr, flush=True)
                 try:
@@ -239,7 +250,7 @@ def run_all(systems: list[str], command: Callable[[str], list[str]], env: dict[s
                 except RuntimeError as e:
                     print(f"  {e}", file=sys.stderr)
                     children.remove(child)
-            for r in range(repeats):
+            for r in range(repeats if children else 0):
                 order = children[r % len(children) :] + children[: r % len(children)]
                 print(f"  round {r + 1}/{repeats}: {', '.join(c.system for c in order)}",
                       file=sys.stderr, flush=True)  # fmt: skip
