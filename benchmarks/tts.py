@@ -268,7 +268,9 @@ def bench_mms(texts: Sequence[str], repeats: int, threads: int | None) -> None:
             return json.loads(line)
 
         try:
-            rate = {name: ask(name)["sampling_rate"] for name in engines}["soundformers"]
+            rates = {name: ask(name)["sampling_rate"] for name in engines}  # both loaded
+            rate = rates["soundformers"]
+            assert rates["transformers"] == rate, rates
             ref, ours = (np.asarray(ask(name, "wave"), np.float32) for name in engines)
             diff = float(np.abs(ours - ref).max()) if ours.shape == ref.shape else float("nan")
             print(f"\nrandom MMS-TTS (transformers VitsConfig defaults), {len(sentences)} "
