@@ -1,12 +1,12 @@
 """The decoder's preallocated self-attention cache: rows copied from a cache per window, and
-rows reordered by beam search."""
+rows reordered by beam search; the buffers a decoding loop reuses from step to step."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from soundformers.generation.cache import StaticKVCache
+from soundformers.generation.cache import StaticKVCache, StepBuffers
 
 
 def _filled(batch: int, value: float | None = None) -> StaticKVCache:
@@ -45,3 +45,18 @@ def test_reorder_from_begin_leaves_the_shared_prompt():
     assert torch.equal(cache.k[:, :, :, :3], before[:, :, :, :3])
     assert torch.equal(cache.k[:, 0, :, 3:8], before[:, 2, :, 3:8])
     assert torch.equal(cache.k[:, 2, :, 3:8], before[:, 0, :, 3:8])
+
+
+def test_step_buffers_keep_one_storage_per_name():
+    buffers = StepBuffers()
+    a = buffers.get("logits", (2, 1, 10))
+    assert a.shape == (2, 1, 10) and a.dtype == torch.float32 and a.is_contiguous()
+    ptr = a.data_ptr()
+    assert buffers.get("logits", (2, 2, 5)).data_ptr() == ptr  # same size: same memory
+    assert buffers.get("logits", (1, 7)).data_ptr() == ptr  # smaller: a view of it
+    assert buffers.get("margins", (2, 10)).data_ptr() != ptr  # another name, its own
+    grown = buffers.get("logits", (3, 10))
+    assert grown.shape == (3, 10)
+    assert buffers.get("logits", (3, 10)).data_ptr() == grown.data_ptr()  # kept grown
+    as_int = buffers.get("logits", (3, 10), torch.int64)
+    assert as_int.dtype == torch.int64

@@ -511,3 +511,54 @@ def test_encoder_takes_one_window_at_a_time_with_the_batch_result(tiny_english):
             assert k.is_contiguous() and v.is_contiguous()
             torch.testing.assert_close(k, whole[0], atol=0, rtol=0)
             torch.testing.assert_close(v, whole[1], atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("quantization", [None, "int8"])
+def test_low_precision_steps_write_their_logits_into_kept_buffers(tiny_english, quantization):
+    """With `buffers`, a bfloat16 step's logits (and refine's margins) live in the same
+    memory from step to step, with the same values as freshly allocated ones."""
+    from soundformers.generation.cache import StepBuffers
+
+    model = load_model(tiny_english.folder, dtype=torch.bfloat16).model
+    if quantization:
+        model.set_step_format(quantization)
+
+    def run(buffers):
+        out, where = [], set()
+        with torch.inference_mode():
+            kv, cache = model.cross_kv(model.encode(_mel(2))), model.new_cache(2, 16)
+            prompt = torch.tensor([[50257, 50362, 400]] * 2)
+            at = torch.tensor([[0, 2]] * 2)
+            first = model.decode_step(prompt, kv, cache, torch.arange(3), None, at, 50256, buffers)
+            out.append(first.clone())
+            where.add(first.untyped_storage().data_ptr())
+            for i in range(3, 9):
+                step = torch.tensor([[262 + i], [300 + i]])
+                logits = model.decode_step(step, kv, cache, torch.tensor([i]), None, None,
+                                           50256, buffers)  # fmt: skip
+                out.append(logits.clone())
+                where.add(logits.untyped_storage().data_ptr())
+        return out, where
+
+    fresh, _ = run(None)
+    buffers = StepBuffers()
+    kept, where = run(buffers)
+    assert where == {buffers.get("logits", (1,)).data_ptr()}  # every step's logits in it
+    for a, b in zip(fresh, kept):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_one_query_scores_of_low_precision_keys(batch):
+    """A decode step's q k^T, posed as k q^T below float32: the same scores (B, H, 1, S)."""
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(batch, 2, 1, 16, generator=g).to(torch.bfloat16)
+    k = torch.randn(batch, 2, 40, 16, generator=g).to(torch.bfloat16)
+    got = model_module._one_query_scores(q, k)
+    assert got.shape == (batch, 2, 1, 40) and got.dtype == torch.bfloat16
+    exact = (q.double() @ k.double().transpose(-1, -2)).float()
+    # one bfloat16 rounding of a float32 sum
+    torch.testing.assert_close(got.float(), exact, rtol=2**-8, atol=1e-5)
+    full = attention(q, k, k, scale=1.0)
+    reference = torch.softmax(exact, dim=-1) @ k.float()
+    torch.testing.assert_close(full.float(), reference, rtol=0.02, atol=0.02)

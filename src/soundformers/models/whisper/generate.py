@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ...generation.cache import StepBuffers
 from ...generation.search import BeamSearch, GreedySearch, length_normalized_scores
 from ...text.whisper_tokenizer import WhisperTokenizer
 from .logit_rules import LogitRules
@@ -320,6 +321,7 @@ def decode(
         else None
     )
     greedy = GreedySearch(tokenizer.eot, options.temperature, generator)
+    buffers = StepBuffers()  # each step's logits below float32, in the same memory
 
     # the prompt's logits at <|sot|> (no-speech probability) and at its last token; the rows
     # of a window share the prompt: it runs once per window, then its cache slots are copied
@@ -327,7 +329,7 @@ def decode(
     prompt_cache = cache if n_group == 1 else model.new_cache(n_audio, max_len)
     logits = model.decode_step(
         tokens[:, :sample_begin], cross_kv, prompt_cache, positions[:sample_begin], start,
-        logits_at, exact_from=tokenizer.eot,
+        logits_at, exact_from=tokenizer.eot, buffers=buffers,
     )  # fmt: skip
     no_speech_probs = logits[:, 0].softmax(dim=-1)[:, tokenizer.no_speech]
     logits = logits[:, 1]
@@ -366,7 +368,7 @@ def decode(
             break
         logits = model.decode_step(
             next_tokens[:, None], cross_kv, cache, positions[step : step + 1], start,
-            exact_from=exact_from,
+            exact_from=exact_from, buffers=buffers,
         )  # fmt: skip
         logits = logits[:, -1]
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...generation.cache import StaticKVCache
+from ...generation.cache import StaticKVCache, StepBuffers
 from ..layers import (
     PER_HEAD_MIN_QUERIES,
     VARYING_ROWS,
@@ -108,12 +108,26 @@ def attention(
             q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale
         )
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    scores = q @ k.transpose(-1, -2)  # (B, H, 1, S)
+    scores = _one_query_scores(q, k)  # (B, H, 1, S)
     if scale != 1.0:
         scores = scores * scale
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     return scores.softmax(dim=-1, dtype=torch.float32).to(v.dtype) @ v
+
+
+def _one_query_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """q (B, H, 1, Dh) k^T -> (B, H, 1, S), any strides.
+
+    Below float32 on CPU the product is posed as k q^T, S rows each against one column,
+    and transposed back (free: the query dimension is 1): torch's bfloat16 one-row
+    q k^T read tiny.en's batch-8 cross-attention keys at ~10 GB/s in a decode step (900 us
+    a layer), k q^T at twice that (480 us; 54 against 75 us at batch 1). In float32 the
+    plain form is the faster one (70 against 106 us at batch 1).
+    """
+    if q.dtype in _LOW_PRECISION and q.device.type == "cpu":
+        return (k @ q.transpose(-1, -2)).transpose(-1, -2)
+    return q @ k.transpose(-1, -2)
 
 
 def cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -659,6 +673,7 @@ class TextDecoder(nn.Module):
         start: torch.Tensor | None = None,
         logits_at: torch.Tensor | None = None,
         exact_from: int | None = None,
+        buffers: StepBuffers | None = None,
     ) -> torch.Tensor:
         """New tokens (B, T) at cache slots `input_pos` (T,) -> logits (B, T, V), cache updated.
 
@@ -682,7 +697,9 @@ class TextDecoder(nn.Module):
 
         Below float32 (bfloat16 weights, or the int8 projection), the logits are refined
         (`refine_logits`): float32 wherever they can decide an argmax, and from `exact_from`
-        on (Whisper's special and timestamp tokens).
+        on (Whisper's special and timestamp tokens). There the vocabulary-sized float32
+        tensors (the logits, refine's margins) come from `buffers` when given: the logits
+        returned are then valid until the next step with the same buffers.
         """
         w = self._step_weights or self.step_weights()  # refreshed by every `Whisper.cross_kv`
         b, t = tokens.shape
@@ -727,16 +744,23 @@ class TextDecoder(nn.Module):
             x = x.gather(1, logits_at[:, :, None].expand(-1, -1, x.shape[-1]))
         h, weight = self.ln(x), self.token_embedding.weight
         if w.projection is not None:
-            approx = w.projection(h).float()
+            low = w.projection(h)
         elif weight.dtype == torch.float32:
             return _float_step_product(h, weight)
         else:
-            approx = F.linear(h, weight).float()
+            low = F.linear(h, weight)
+        if buffers is None:
+            approx, margins = low.float(), None
+        else:
+            approx = buffers.get("logits", low.shape, device=low.device).copy_(low)
+            margins = buffers.get("margins", (approx[..., 0].numel(), low.shape[-1]),
+                                  device=low.device)  # fmt: skip
         states = h.reshape(-1, h.shape[-1])
         rows = None if exact_from is None else self._float_rows(w.signature, exact_from)
         refined = refine_logits(
-            states, approx.view(len(states), -1), weight, w.projection_error, exact_from, rows
-        )
+            states, approx.view(len(states), -1), weight, w.projection_error, exact_from, rows,
+            margins,
+        )  # fmt: skip
         return refined.view(approx.shape)
 
     def _float_rows(self, signature: tuple, begin: int) -> torch.Tensor:
@@ -807,6 +831,7 @@ def refine_logits(
     row_error: torch.Tensor | None = None,
     exact_from: int | None = None,
     exact_rows: torch.Tensor | None = None,
+    margins: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Logits of a reduced-precision projection, recomputed in float32 where they matter.
 
@@ -829,6 +854,7 @@ def refine_logits(
         exact_from: recompute every logit from this token on (None: none).
         exact_rows: `weight[exact_from:]` in float32 (or packed for oneDNN,
             `layers.pack_linear_weight`), if the caller keeps it.
+        margins: (N, V) float32 working space (`StepBuffers`), else a new tensor.
 
     Returns:
         `approx`, refined: (N, V) float32.
@@ -842,10 +868,11 @@ def refine_logits(
         # is monotonic in a, so "reaches the floor" is a threshold on a
         reach = best - best.abs() * _ROUNDING - 2 * _SLACK
         threshold = torch.where(reach >= 0, reach / (1 + _ROUNDING), reach / (1 - _ROUNDING))
-        margin = approx - threshold[:, None]
+        margin = torch.sub(approx, threshold[:, None], out=margins)
     else:  # per-row bounds: |a| 2^-8 + slack + |h| |w_i - w~_i|
         norms = exact_states.norm(dim=1, keepdim=True)
-        bound = approx.abs().mul_(_ROUNDING).add_(_SLACK).addmm_(norms, row_error[None])
+        bound = torch.abs(approx, out=margins).mul_(_ROUNDING).add_(_SLACK)
+        bound.addmm_(norms, row_error[None])
         floor = (approx - bound).amax(dim=1, keepdim=True)
         margin = bound.add_(approx).sub_(floor)
     if exact_from is not None:
@@ -1053,6 +1080,7 @@ class Whisper(nn.Module):
         start: torch.Tensor | None = None,
         logits_at: torch.Tensor | None = None,
         exact_from: int | None = None,
+        buffers: StepBuffers | None = None,
     ) -> torch.Tensor:
         """Run the decoder on new tokens, reading and extending the self-attention cache.
 
@@ -1067,11 +1095,15 @@ class Whisper(nn.Module):
             logits_at: (B, K) int64 indices into the T new tokens: return only their logits.
             exact_from: below float32, logits from this id on (`<|endoftext|>`: specials and
                 timestamps) are computed in float32 too (`refine_logits`).
+            buffers: a decoding loop's kept tensors (`StepBuffers`): below float32 the logits
+                are written into one of them, valid until the next step with these buffers.
 
         Returns:
             (B, T, n_vocab) float32 logits; (B, K, n_vocab) with `logits_at`.
         """
-        return self.decoder.step(tokens, cross_kv, cache, input_pos, start, logits_at, exact_from)
+        return self.decoder.step(
+            tokens, cross_kv, cache, input_pos, start, logits_at, exact_from, buffers
+        )
 
     def decode_with_alignment(
         self, tokens: torch.Tensor, cross_kv: CrossKV, heads: list[tuple[int, int]]
