@@ -24,6 +24,17 @@ def test_output_length_is_predicted(n, orig, new):
     assert abs(len(y) - n * new / orig) <= 0.5
 
 
+@pytest.mark.parametrize(
+    ("n", "orig", "new", "expected"),
+    [(480, 96000, 44100, 220), (400, 24000, 22050, 367), (1800, 24000, 44100, 3307),
+     (441, 44100, 16000, 160), (3, 16000, 48000, 9)],
+)  # fmt: skip
+def test_output_length_at_an_exact_half_is_soxrs(n, orig, new, expected):
+    """n * new / orig = 220.5, 367.5 or 3307.5: soxr's double arithmetic rounds these down."""
+    assert resampled_length(n, orig, new) == expected
+    assert len(resample(np.ones(n, np.float32), orig, new)) == expected
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     orig=rates,

@@ -22,10 +22,12 @@ Quality = Literal["VHQ", "HQ", "MQ", "LQ", "QQ"]
 def resampled_length(num_samples: int, orig_sr: int, new_sr: int) -> int:
     """Number of samples `resample` returns for `num_samples` input samples.
 
-    It is `num_samples * new_sr / orig_sr` rounded half up, computed in integers so that it is
-    exact for any length.
+    It is `num_samples * new_sr / orig_sr` rounded to the nearest integer as soxr computes it,
+    in double precision, `num_samples / (orig_sr / new_sr) + 0.5` truncated: an exact half can
+    round down (480 samples from 96 kHz to 44.1 kHz give 220, not 221; checked against soxr
+    on 113 300 lengths and rate pairs).
     """
-    return (2 * num_samples * new_sr + orig_sr) // (2 * orig_sr)
+    return int(num_samples / (orig_sr / new_sr) + 0.5)
 
 
 def _check_rate(rate: object, name: str) -> int:
