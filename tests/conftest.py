@@ -37,3 +37,26 @@ def copies(obj: object) -> list:
     torch.save(obj, buffer)
     buffer.seek(0)
     return [copy.deepcopy(obj), torch.load(buffer, weights_only=False)]
+
+
+def _cpu_rules(monkeypatch: pytest.MonkeyPatch, intel: bool) -> None:
+    """Route products and attention as on an Intel CPU with AMX (MKL, SDPA) or as on another
+    (oneDNN, per-slice attention), whatever CPU runs the tests (`layers.mkl_is_fast`)."""
+    from soundformers.models import layers
+    from soundformers.models.whisper import model
+
+    for module in (layers, model):
+        monkeypatch.setattr(module, "mkl_is_fast", lambda: intel)
+        monkeypatch.setattr(module, "sdpa_is_faster", lambda dtype: intel)
+
+
+@pytest.fixture
+def onednn_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The routes of a CPU where oneDNN and the per-slice attention loops are the faster."""
+    _cpu_rules(monkeypatch, intel=False)
+
+
+@pytest.fixture
+def intel_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The routes of an Intel CPU with AMX: torch's own products (MKL) and SDPA."""
+    _cpu_rules(monkeypatch, intel=True)

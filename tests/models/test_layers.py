@@ -44,7 +44,7 @@ def _onednn(ops: set[str]) -> bool:
 
 @pytest.mark.parametrize("pointwise", [True, False])
 def test_many_float32_rows_go_to_onednn_and_few_or_bfloat16_do_not(
-    monkeypatch, two_threads, pointwise
+    monkeypatch, two_threads, onednn_cpu, pointwise
 ):
     """Through torch's oneDNN linear op, or (where it is missing) a 1x1 convolution."""
     if pointwise and not layers._POINTWISE:
@@ -70,7 +70,7 @@ def test_any_layout_and_leading_dims():
     torch.testing.assert_close(got, F.linear(x, weight), rtol=1e-5, atol=1e-4)
 
 
-def test_gradients_match_the_plain_product(two_threads):
+def test_gradients_match_the_plain_product(two_threads, onednn_cpu):
     g = torch.Generator().manual_seed(2)
     layer = Linear(240, 10, row_bucket=64)
     with torch.no_grad():
@@ -111,3 +111,38 @@ def test_onednn_product_post_op_and_a_rejected_one():
     assert layers.onednn_product(rows, weight, bias, "exp") is None  # not an op's post-op
     torch.testing.assert_close(layers.onednn_product(rows, weight, bias), plain,
                                atol=1e-5, rtol=1e-5)  # fmt: skip
+
+
+def test_intel_cpus_keep_float32_products_and_attention_on_torch(intel_cpu):
+    """Where MKL runs its AVX-512 code, float32 products stay torch's own and long attention
+    SDPA's (`layers.mkl_is_fast`, `layers.sdpa_is_faster`)."""
+    x, weight = torch.randn(2, 50, 256), torch.randn(16, 256)
+    with torch.inference_mode():
+        assert not _onednn(_ops(lambda: linear(x, weight)))  # 100 rows
+        assert torch.equal(linear(x, weight), F.linear(x, weight))
+        q, k, v = (torch.randn(1, 2, 200, 8) for _ in range(3))
+        assert layers.float32_attention(q, k, v) is None  # the caller takes SDPA
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "mkl", "bfloat16", "float16"),
+    [
+        ({"cpu_name": "Intel Xeon", "amx_bf16": True, "amx_fp16": True}, True, True, True),
+        ({"cpu_name": "Intel Xeon", "avx512_bf16": True}, True, False, False),
+        ({"cpu_name": "AMD EPYC", "avx512_bf16": True}, False, False, False),
+        ({}, False, False, False),
+    ],
+)
+def test_cpu_rules_follow_the_capabilities(monkeypatch, capabilities, mkl, bfloat16, float16):
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    for rule in (layers.mkl_is_fast, layers.sdpa_is_faster):
+        rule.cache_clear()
+    try:
+        assert layers.mkl_is_fast() is mkl
+        assert layers.sdpa_is_faster(torch.float32) is mkl
+        assert layers.sdpa_is_faster(torch.bfloat16) is bfloat16
+        assert layers.sdpa_is_faster(torch.float16) is float16
+    finally:
+        monkeypatch.undo()
+        for rule in (layers.mkl_is_fast, layers.sdpa_is_faster):
+            rule.cache_clear()

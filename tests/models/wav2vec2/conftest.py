@@ -30,7 +30,9 @@ def tiny_config(family: str, variant: str, **extra: object):
         feat_extract_norm="layer" if large else "group",
         do_stable_layer_norm=large,
         num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
+        # 16 channels a group: torch 2.13's bfloat16 grouped convolution on an AMX CPU is wrong
+        # at 8 (relative error ~1.1; real checkpoints have 48 or 64)
+        num_conv_pos_embedding_groups=2,
         vocab_size=len(VOCAB),
         pad_token_id=0,
         **extra,

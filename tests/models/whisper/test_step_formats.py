@@ -87,7 +87,7 @@ def test_step_weights_are_refreshed_once_per_decoding(tiny_english):
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_low_precision_attention_matches_sdpa(dtype):
+def test_low_precision_attention_matches_sdpa(onednn_cpu, dtype):
     g = torch.Generator().manual_seed(2)
     q, k, v = (torch.randn(2, 3, 160, 16, generator=g).to(dtype) for _ in range(3))
     exact = F.scaled_dot_product_attention(q.double(), k.double(), v.double())
@@ -153,7 +153,7 @@ def test_exp_attention_leaves_autograd_to_the_softmax_loop():
 
 
 @torch.inference_mode()
-def test_float32_attention_matches_sdpa_on_strided_heads():
+def test_float32_attention_matches_sdpa_on_strided_heads(onednn_cpu):
     g = torch.Generator().manual_seed(3)
     # heads as strided views of one (B, T, 3 H Dh) projection, as the encoder has them
     qkv = torch.randn(2, 160, 3 * 3 * 16, generator=g)
@@ -168,7 +168,7 @@ def test_float32_attention_matches_sdpa_on_strided_heads():
     assert torch.equal(attention(short, k, v), F.scaled_dot_product_attention(short, k, v))
 
 
-def test_float32_attention_leaves_autograd_and_other_dtypes_to_sdpa():
+def test_float32_attention_leaves_autograd_and_other_dtypes_to_sdpa(onednn_cpu):
     q, k, v = (torch.randn(1, 2, 130, 8) for _ in range(3))
     assert float32_attention(q, k, v, None) is None  # autograd on
     with torch.inference_mode():
@@ -430,7 +430,7 @@ def test_bucketed_linear_is_the_plain_product(rows):
 
 @pytest.mark.parametrize("rows", [1, 3, 8])
 @pytest.mark.parametrize("layout", ["column-major", "row-major"])
-def test_float_step_product_is_the_plain_product(rows, layout):
+def test_float_step_product_is_the_plain_product(onednn_cpu, rows, layout):
     """A float32 step's products (the column-major embedding, the row-major layer weights)
     go through oneDNN at any row count: the result of F.linear either way."""
     import soundformers.models.layers as layers
@@ -562,3 +562,20 @@ def test_one_query_scores_of_low_precision_keys(batch):
     full = attention(q, k, k, scale=1.0)
     reference = torch.softmax(exact, dim=-1) @ k.float()
     torch.testing.assert_close(full.float(), reference, rtol=0.02, atol=0.02)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_intel_cpus_take_sdpa_and_torchs_products(intel_cpu, dtype):
+    """On an Intel CPU with AMX the encoder's attention is SDPA's in every dtype, and a
+    float32 step's products torch's own (MKL, split over the threads)."""
+    from soundformers.models.whisper.model import _float_step_product
+
+    g = torch.Generator().manual_seed(9)
+    q, k, v = (torch.randn(2, 3, 160, 16, generator=g).to(dtype) for _ in range(3))
+    with torch.inference_mode():
+        assert torch.equal(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
+        weight, h = torch.randn(5000, 64, generator=g), torch.randn(1, 3, 64, generator=g)
+        with torch.profiler.profile() as prof:
+            got = _float_step_product(h, weight)
+        assert "mkldnn::_linear_pointwise" not in {e.key for e in prof.key_averages()}
+        assert torch.equal(got, _threaded_linear(h, weight))

@@ -26,8 +26,10 @@ from ..layers import (
     embedding,
     float32_attention,
     linear,
+    mkl_is_fast,
     onednn_product,
     pack_linear_weight,
+    sdpa_is_faster,
 )
 from .config import WhisperConfig
 
@@ -93,12 +95,12 @@ def attention(
     defaults to 1 / sqrt(Dh). One query row (a decode step) takes the explicit
     matmul-softmax-matmul, which on CPU is as fast as SDPA in float32 and 5x faster in bfloat16;
     its softmax runs in float32 whatever the input dtype. Long unmasked queries (the encoder:
-    at least `PER_HEAD_MIN_QUERIES`) go one head at a time: in bfloat16 or float16
-    through `_low_precision_attention`, in float32 on CPU through `layers.float32_attention`; the
-    rest take SDPA.
+    at least `PER_HEAD_MIN_QUERIES`) go one head at a time on CPUs where that is the faster
+    (`layers.sdpa_is_faster`): in bfloat16 or float16 through `_low_precision_attention`, in
+    float32 through `layers.float32_attention`; the rest take SDPA.
     """
     if q.shape[2] >= PER_HEAD_MIN_QUERIES and mask is None and not is_causal:
-        if q.dtype in _LOW_PRECISION:
+        if q.dtype in _LOW_PRECISION and q.device.type == "cpu" and not sdpa_is_faster(q.dtype):
             return _low_precision_attention(q, k, v, scale)
         out = float32_attention(q, k, v, scale)
         if out is not None:
@@ -790,7 +792,8 @@ def _float_step_product(
     fallback: other dtypes and devices, autograd, a torch without the op). One primitive
     per row count and weight shape (a few: the step's rows are the batch).
     """
-    if x.dtype == torch.float32 and x.device.type == "cpu" and not torch.is_grad_enabled():
+    cpu = x.device.type == "cpu" and not mkl_is_fast()
+    if x.dtype == torch.float32 and cpu and not torch.is_grad_enabled():
         rows = x.reshape(-1, x.shape[-1]).contiguous()
         y = onednn_product(rows, weight, bias)
         if y is not None:
