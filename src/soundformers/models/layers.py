@@ -37,8 +37,9 @@ def linear(
     op is missing, or for autograd, it is posed as a 1x1 convolution over a channels-last
     view (public API, 1.5-2.2x; at one thread torch itself sends that convolution to
     im2col + MKL). float32 rounding either way (~5e-6 apart on unit data).
-    Fewer float32 rows and other devices take `F.linear`; so do bfloat16 and float16, which
-    torch already sends to oneDNN. (Whisper's decode step, whose weights arrive cold from
+    Fewer float32 rows, other devices and Intel CPUs (`mkl_is_fast`: MKL's AVX-512 code, 3-8 %
+    faster than oneDNN on Whisper's encoder products) take `F.linear`; so do bfloat16 and
+    float16, which torch already sends to oneDNN. (Whisper's decode step, whose weights arrive cold from
     memory at every token, calls `onednn_product` itself at any row count: there oneDNN
     streams them on every thread where MKL uses one.)
 

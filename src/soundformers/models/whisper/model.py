@@ -790,10 +790,12 @@ def _float_step_product(
     them. Batch-1 tiny.en, the 24 layer products and the 80 MB projection of a step: 2.2
     against 2.9 ms (MKL split over the threads, `_threaded_linear`, which remains the
     fallback: other dtypes and devices, autograd, a torch without the op). One primitive
-    per row count and weight shape (a few: the step's rows are the batch).
+    per row count and weight shape (a few: the step's rows are the batch). On Intel CPUs
+    (`layers.mkl_is_fast`) MKL is the faster (the projection of one row 1.47-1.54 against
+    2.08 ms on a Xeon) and the threaded split runs.
     """
-    cpu = x.device.type == "cpu" and not mkl_is_fast()
-    if x.dtype == torch.float32 and cpu and not torch.is_grad_enabled():
+    onednn_route = x.device.type == "cpu" and not mkl_is_fast()
+    if x.dtype == torch.float32 and onednn_route and not torch.is_grad_enabled():
         rows = x.reshape(-1, x.shape[-1]).contiguous()
         y = onednn_product(rows, weight, bias)
         if y is not None:
