@@ -127,8 +127,14 @@ def test_intel_cpus_keep_float32_products_and_attention_on_torch(intel_cpu):
 @pytest.mark.parametrize(
     ("capabilities", "mkl", "bfloat16", "float16"),
     [
-        ({"cpu_name": "Intel Xeon", "amx_bf16": True, "amx_fp16": True}, True, True, True),
-        ({"cpu_name": "Intel Xeon", "avx512_bf16": True}, True, False, False),
+        (
+            {"cpu_name": "Intel Xeon", "avx512_f": True, "amx_bf16": True, "amx_fp16": True},
+            True,
+            True,
+            True,
+        ),
+        ({"cpu_name": "Intel Xeon", "avx512_f": True, "avx512_bf16": True}, True, False, False),
+        ({"cpu_name": "Intel Core", "avx2": True}, False, False, False),
         ({"cpu_name": "AMD EPYC", "avx512_bf16": True}, False, False, False),
         ({}, False, False, False),
     ],
