@@ -15,7 +15,8 @@ from .test_parity import _mel
 
 @pytest.mark.parametrize("t", [1, 3])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_grouped_cross_attention_equals_each_row_on_its_window(t, dtype):
+def test_grouped_cross_attention_equals_each_row_on_its_window(onednn_cpu, t, dtype):
+    """The explicit products' route (SDPA's, on CPUs with AMX: `test_step_formats`)."""
     g = torch.Generator().manual_seed(0)
     a, group, h, s, dh = 3, 4, 2, 50, 8
     k = torch.randn(a, h, s, dh, generator=g).to(dtype)

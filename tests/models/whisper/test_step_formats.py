@@ -395,15 +395,20 @@ def _step_logits(model, start=None, steps: int = 40) -> tuple[torch.Tensor, list
     return torch.stack(out), seen
 
 
+@pytest.mark.parametrize("route", ["onednn", "sdpa"])
 @pytest.mark.parametrize("padded", [False, True])
 def test_low_precision_steps_attend_over_few_key_lengths_with_the_same_result(
-    tiny_english, monkeypatch, padded
+    tiny_english, monkeypatch, padded, route
 ):
     """Below float32 a step's keys are the cache rounded up to 32 slots, the extra masked
     (each new length would be a new oneDNN primitive): the logits are those of the exact
-    slice, also with left-padded rows."""
+    slice, also with left-padded rows. SDPA (on CPUs with AMX) keeps the weights in float32
+    and blocks the keys by their number: there the two agree within a bfloat16 rounding."""
     import soundformers.models.whisper.model as whisper_model
+    from tests.conftest import _cpu_rules
 
+    _cpu_rules(monkeypatch, intel=route == "sdpa")
+    relative = 1e-3 if route == "onednn" else 2**-8 * 1.5
     model = load_model(tiny_english.folder, dtype=torch.bfloat16).model
     start = torch.tensor([0, 2]) if padded else None
     got, lengths = _step_logits(model, start)
@@ -411,7 +416,7 @@ def test_low_precision_steps_attend_over_few_key_lengths_with_the_same_result(
     monkeypatch.setattr(whisper_model, "_KEY_BUCKET", 1)
     exact, lengths = _step_logits(model, start)
     assert lengths == [n for n in range(4, 44) for _ in model.decoder.blocks]
-    torch.testing.assert_close(got, exact, atol=1e-3 * float(exact.abs().max()), rtol=0)
+    torch.testing.assert_close(got, exact, atol=relative * float(exact.abs().max()), rtol=0)
     model32 = load_model(tiny_english.folder).model
     _, lengths32 = _step_logits(model32, start)
     assert lengths32 == lengths  # float32 slices exactly
@@ -579,3 +584,21 @@ def test_intel_cpus_take_sdpa_and_torchs_products(intel_cpu, dtype):
             got = _float_step_product(h, weight)
         assert "mkldnn::_linear_pointwise" not in {e.key for e in prof.key_averages()}
         assert torch.equal(got, _threaded_linear(h, weight))
+
+
+def test_amx_cpus_take_sdpa_for_a_steps_low_precision_queries(intel_cpu):
+    """A decode step's bfloat16 queries (self-attention with its mask, cross-attention one
+    window per row or a window's beams together) go to SDPA where AMX multiplies them."""
+    g = torch.Generator().manual_seed(11)
+    q = torch.randn(4, 2, 1, 16, generator=g).to(torch.bfloat16)
+    k, v = (torch.randn(4, 2, 40, 16, generator=g).to(torch.bfloat16) for _ in range(2))
+    mask = (torch.arange(40) < 33)[None, None, None]
+    with torch.inference_mode():
+        sdpa = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.5)
+        assert torch.equal(attention(q, k, v, mask, scale=0.5), sdpa)
+        grouped = model_module.cross_attention(q, k[:2], v[:2])  # rows 0-1 window 0, 2-3 window 1
+        rows = q.view(2, 2, 2, 1, 16).transpose(1, 2).reshape(2, 2, 2, 16)
+        expected = F.scaled_dot_product_attention(rows, k[:2], v[:2], scale=1.0)
+        assert torch.equal(
+            grouped, expected.view(2, 2, 2, 1, 16).transpose(1, 2).reshape(4, 2, 1, 16)
+        )
