@@ -93,8 +93,9 @@ def attention(
 
     `mask` is boolean, broadcastable to (B, H, T, S), True where attention is allowed; `scale`
     defaults to 1 / sqrt(Dh). One query row (a decode step) takes the explicit
-    matmul-softmax-matmul, which on CPU is as fast as SDPA in float32 and 5x faster in bfloat16;
-    its softmax runs in float32 whatever the input dtype. Long unmasked queries (the encoder:
+    matmul-softmax-matmul, which on CPU is as fast as SDPA in float32 and 5x faster in bfloat16
+    on an AMD CPU (on CPUs with AMX, SDPA is the faster in bfloat16: `_sdpa_one_query`); its
+    softmax runs in float32 whatever the input dtype. Long unmasked queries (the encoder:
     at least `PER_HEAD_MIN_QUERIES`) go one head at a time on CPUs where that is the faster
     (`layers.sdpa_is_faster`): in bfloat16 or float16 through `_low_precision_attention`, in
     float32 through `layers.float32_attention`; the rest take SDPA.
