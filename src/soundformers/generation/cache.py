@@ -8,6 +8,8 @@ concatenated.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["StaticKVCache", "StepBuffers"]
@@ -122,9 +124,7 @@ class StepBuffers:
     ) -> torch.Tensor:
         """An uninitialised contiguous tensor of `shape`, on the storage kept for `name` (a
         larger one when it does not fit, or another dtype or device)."""
-        numel = 1
-        for size in shape:
-            numel *= size
+        numel = math.prod(shape)
         device = torch.device("cpu") if device is None else torch.device(device)
         kept = self._kept.get(name)
         if kept is None or kept.numel() < numel or kept.dtype != dtype or kept.device != device:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 
 import torch
@@ -126,7 +127,7 @@ def mkl_is_fast() -> bool:
     few rows (Whisper's `_threaded_linear`) are the faster; on an Intel Xeon they cost 0-10 %
     more than torch's own (and the 80 MB float32 projection of one row 35 % more).
     """
-    capabilities = getattr(torch.cpu, "get_capabilities", dict)()
+    capabilities = _cpu_capabilities()
     intel = str(capabilities.get("cpu_name", "")).startswith("Intel")
     return intel and bool(capabilities.get("avx512_f", False))
 
@@ -146,7 +147,12 @@ def sdpa_is_faster(dtype: torch.dtype) -> bool:
     if dtype == torch.float32:
         return mkl_is_fast()
     amx = {torch.bfloat16: "amx_bf16", torch.float16: "amx_fp16"}.get(dtype)
-    return bool(amx and getattr(torch.cpu, "get_capabilities", dict)().get(amx, False))
+    return bool(amx and _cpu_capabilities().get(amx, False))
+
+
+def _cpu_capabilities() -> Mapping[str, object]:
+    """torch's reading of this CPU (name, instruction sets); empty on a torch without it."""
+    return getattr(torch.cpu, "get_capabilities", dict)()
 
 
 # below this many queries (a decoder prompt, a short clip), per-slice attention loops
