@@ -134,10 +134,28 @@ def algorithm(name: str, kernel: int) -> decoder.FirAlgorithm:
     return decoder.fft_algorithm(kernel, 32 if kernel > 7 else 16)
 
 
+@pytest.fixture(params=["intel_cpu", "onednn_cpu"])
+def cpu_route(request):
+    """FastConv's one-tap products as on an Intel CPU (one MKL bmm) and as elsewhere (a
+    grouped oneDNN convolution), whatever CPU runs the tests."""
+    request.getfixturevalue(request.param)
+    return request.param
+
+
+@pytest.mark.parametrize(("name", "kernel", "one_tap"), [
+    ("fft", 11, True), ("fft-short", 11, True), ("winograd", 3, True), ("winograd", 7, False),
+])  # fmt: skip
+def test_fast_conv_takes_a_bmm_for_one_tap_products_on_intel(name, kernel, one_tap, cpu_route):
+    conv = torch.nn.Conv1d(24, 20, kernel, padding=kernel // 2)
+    fast = decoder.FastConv(conv, algorithm(name, kernel))
+    assert (fast.matrices is not None) == (one_tap and cpu_route == "intel_cpu")
+    assert (fast.products is None) == (fast.matrices is not None)
+
+
 @pytest.mark.parametrize("name", ["winograd", "fft", "fft-short"])
 @pytest.mark.parametrize(("kernel", "dilation"), [(7, 1), (11, 3), (11, 5), (3, 2), (5, 1)])
 @pytest.mark.parametrize("length", [1, 6, 37, 301])
-def test_fast_conv_matches_conv1d(name, kernel, dilation, length):
+def test_fast_conv_matches_conv1d(name, kernel, dilation, length, cpu_route):
     torch.manual_seed(4)
     padding = dilation * (kernel - 1) // 2
     conv = torch.nn.Conv1d(24, 20, kernel, dilation=dilation, padding=padding)
@@ -161,7 +179,7 @@ def test_fft_conv_is_nearer_the_exact_convolution_than_winograd():
     assert errors[1] < errors[0] / 3
 
 
-def test_fast_algorithm_takes_the_fft_for_wide_eleven_tap_convs():
+def test_fast_algorithm_takes_the_fft_for_wide_eleven_tap_convs(onednn_cpu):
     fft = decoder.fast_algorithm(256, 11)
     assert fft is not None and fft.bt.shape == (47, 32)  # 32 points, 22 outputs a tile
     assert decoder.fast_algorithm(128, 11).bt.shape == (35, 24)
@@ -170,11 +188,20 @@ def test_fast_algorithm_takes_the_fft_for_wide_eleven_tap_convs():
     assert decoder.fast_algorithm(64, 7) is None and decoder.fast_algorithm(32, 11) is None
 
 
+def test_fast_algorithm_takes_the_fft_from_seven_taps_where_mkl_multiplies(intel_cpu):
+    # one-tap products as one MKL bmm: the FFT pays from 7 taps and 64 channels
+    for channels, kernel in [(256, 11), (128, 11), (64, 11), (256, 7), (128, 7), (64, 7)]:
+        fft = decoder.fast_algorithm(channels, kernel)
+        assert fft is not None and fft.g.shape[1] == kernel, (channels, kernel)
+    assert decoder.fast_algorithm(256, 3).bt.shape == (7, 7)  # Winograd F(4, 4)
+    assert decoder.fast_algorithm(32, 11) is None and decoder.fast_algorithm(128, 3) is None
+
+
 @pytest.mark.parametrize("name", ["winograd", "fft", "fft-short"])
 @pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (7, 1), (11, 1), (7, 3), (11, 5)])
 @pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("length", [1, 9, 40, 301])
-def test_fast_conv_residual_and_leaky_relu(name, kernel, dilation, batch, length):
+def test_fast_conv_residual_and_leaky_relu(name, kernel, dilation, batch, length, cpu_route):
     # batch 1 and dilation 1: one sequence, transformed in place; else the phase-major layout
     # (batch times dilation sequences, a spare tile each); lengths with and without a last
     # tile that reaches past the end; inputs and residuals that are windows of longer tensors
@@ -214,13 +241,16 @@ def test_fast_conv_residual_and_leaky_relu(name, kernel, dilation, batch, length
 @pytest.mark.parametrize("resblock", ["1", "2"])
 @pytest.mark.parametrize("chunk_elements", [1 << 30, 64 * 16])
 def test_decoder_with_fast_convs_matches_plain_hifigan(name, resblock, chunk_elements,
-                                                       monkeypatch):  # fmt: skip
+                                                       monkeypatch, cpu_route):  # fmt: skip
     monkeypatch.setattr(decoder, "CHUNK_ELEMENTS", chunk_elements)
     monkeypatch.setattr(decoder, "MIN_CHUNK_PER_HALO", 1)
     monkeypatch.setattr(decoder, "WINOGRAD_MIN_WIDTH", 8 * 5)
     if name == "fft":  # the small config's 5-tap convs (16 and 8 channels)
-        monkeypatch.setattr(decoder, "FFT_MIN_KERNEL", 5)
-        monkeypatch.setattr(decoder, "FFT_MIN_CHANNELS", 8)
+        for suffix in ("", "_MKL"):
+            monkeypatch.setattr(decoder, "FFT_MIN_KERNEL" + suffix, 5)
+            monkeypatch.setattr(decoder, "FFT_MIN_CHANNELS" + suffix, 8)
+    else:
+        monkeypatch.setattr(decoder, "FFT_MIN_KERNEL_MKL", decoder.FFT_MIN_KERNEL)
     torch.manual_seed(5)
     dec = decoder.Generator(small_config(resblock)).eval()
     x = torch.randn(2, 8, 37)

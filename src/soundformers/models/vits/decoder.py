@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import mkl_is_fast
 from .config import VitsConfig
 
 __all__ = ["Generator"]
@@ -42,6 +43,10 @@ FRAME_BUCKET = 16  # and the first conv on a multiple of this many latent frames
 # from this many channels (MMS and Piper: 256 and 128 x 11), of one of these sizes
 FFT_MIN_KERNEL = 11
 FFT_MIN_CHANNELS = 128
+# where its one-tap products are one MKL bmm (`FastConv`, Intel CPUs): from 7 taps and 64
+# channels (MMS and Piper: 256, 128 and 64 x 7 and 11)
+FFT_MIN_KERNEL_MKL = 7
+FFT_MIN_CHANNELS_MKL = 64
 FFT_SIZES = (16, 24, 32, 48, 64)
 # the cost of the transforms per output sample and channel, in multiply-adds of the products
 # (fitted to the fastest sizes measured: 32 for 256 x 11, 24 for 128 x 11 and 256 x 7, ...)
@@ -319,13 +324,21 @@ def fast_algorithm(in_channels: int, kernel_size: int) -> FirAlgorithm | None:
     - Else, from `WINOGRAD_MIN_WIDTH` (in_channels x taps): Winograd F(4, 4).
     - Below that, the transforms cost about what they save.
 
-    Not the FFT for 7 taps: alone a 256 x 7 conv gains 5-10 %, but in the decoder MMS was no
-    faster (0.989-1.015x), and with 64-channel and 7-tap convs too, 1-6 % slower: the
-    products' weights, read from memory at every window, grow (size 32: 47 one-tap products
-    against Winograd's 7 of three taps for 11, of two for 7: 12 MB for 256 x 11), and each
-    product has size - k + 1 times fewer rows than the output (Winograd: 4 times fewer).
+    Not the FFT for 7 taps where the products are a grouped oneDNN convolution: alone a
+    256 x 7 conv gains 5-10 %, but in the decoder MMS was no faster (0.989-1.015x), and with
+    64-channel and 7-tap convs too, 1-6 % slower: the products' weights, read from memory at
+    every window, grow (size 32: 47 one-tap products against Winograd's 7 of three taps for
+    11, of two for 7: 12 MB for 256 x 11), and each product has size - k + 1 times fewer rows
+    than the output (Winograd: 4 times fewer). Where they are one MKL bmm (`mkl_is_fast`:
+    on an Intel Xeon that runs them at ~325 GFLOP/s, the grouped convolution at 140-230 in
+    the decoder), the FFT takes 7 taps and 64 channels on (`FFT_MIN_KERNEL_MKL`,
+    `FFT_MIN_CHANNELS_MKL`): MMS 3.69 against 4.03 s for 8 sentences, where 7 taps from 32
+    channels took 3.78 s and from 256 4.28 (same process, alternating, best of 4 rounds).
     """
-    if kernel_size >= FFT_MIN_KERNEL and in_channels >= FFT_MIN_CHANNELS:
+    min_kernel, min_channels = FFT_MIN_KERNEL, FFT_MIN_CHANNELS
+    if mkl_is_fast():
+        min_kernel, min_channels = FFT_MIN_KERNEL_MKL, FFT_MIN_CHANNELS_MKL
+    if kernel_size >= min_kernel and in_channels >= min_channels:
 
         def cost(size: int) -> float:  # per output: products (C^2) and transforms (C)
             out = size - kernel_size + 1
@@ -384,19 +397,36 @@ class FastConv:
         w = F.pad(w, (0, span * self.taps - k)).unflatten(2, (self.taps, span))  # [o, i, l, b]
         leaves = torch.einsum("nb,oilb->noil", g, w)  # (n, O, I, L)
         dtype = conv.weight.dtype
-        # product n is group n: n O filters of I channels, in the layout oneDNN reads for
-        # channels-last inputs
-        weight = leaves.flatten(0, 1).unsqueeze(2).to(dtype)  # (n O, I, 1, L)
-        weight = weight.contiguous(memory_format=torch.channels_last)
-        # the bias, shared out over the products so that every output gets it exactly once
-        share = torch.linalg.pinv(at) @ at.new_ones(self.stride)  # at @ share == 1
         bias = conv.bias.detach().double() if conv.bias is not None else w.new_zeros(out_channels)
-        bias = torch.outer(share, bias).flatten().to(dtype)  # (n O,)
-        groups = self.n_products
-        # undilated: each dilation phase is a sequence of its own (see `__call__`)
-        self.products: Callable[[torch.Tensor], torch.Tensor] = PackedConv.build(
-            weight, bias, 0, 1, groups
-        ) or partial(F.conv2d, weight=weight, bias=bias, groups=groups)
+        self.products: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.matrices: torch.Tensor | None = None
+        self.bias_product: tuple[int, torch.Tensor] | None = None
+        # an output-transform column whose entries are all one value c: a product that
+        # reaches every output alike (the DFT's bin 0, Winograd's point 1)
+        flat = ((at - at[:1]).abs().amax(dim=0) == 0) & (at[0] != 0)
+        if (
+            self.taps == 1
+            and bool(flat.any())
+            and conv.weight.device.type == "cpu"
+            and mkl_is_fast()
+        ):
+            # one-tap products as one batched matrix product (MKL)
+            self.matrices = leaves[..., 0].transpose(1, 2).to(dtype).contiguous()  # (n, I, O)
+            j = int(flat.nonzero()[0])
+            self.bias_product = j, (bias / at[0, j]).to(dtype)  # added to product j alone
+        else:
+            # product n is group n: n O filters of I channels, in the layout oneDNN reads for
+            # channels-last inputs
+            weight = leaves.flatten(0, 1).unsqueeze(2).to(dtype)  # (n O, I, 1, L)
+            weight = weight.contiguous(memory_format=torch.channels_last)
+            # the bias, shared out over the products so that every output gets it exactly once
+            share = torch.linalg.pinv(at) @ at.new_ones(self.stride)  # at @ share == 1
+            shared = torch.outer(share, bias).flatten().to(dtype)  # (n O,)
+            groups = self.n_products
+            # undilated: each dilation phase is a sequence of its own (see `__call__`)
+            self.products = PackedConv.build(weight, shared, 0, 1, groups) or partial(
+                F.conv2d, weight=weight, bias=shared, groups=groups
+            )
         self.bt, self.at = bt.to(dtype), at.to(dtype)
 
     def __call__(self, x: torch.Tensor, residual: torch.Tensor | None = None,
@@ -418,9 +448,7 @@ class FastConv:
             self._tiles(u, n, z)
         else:  # spare tiles per sequence, so that all tiles are the same stride apart
             z, tiles = self._input_sequences(rows, n), n + self.spare
-        z = z.view(b * d, tiles, n_products * c).transpose(1, 2).unsqueeze(2)  # channels-last
-        y = self.products(z)  # (B d, n O, 1, tiles - L + 1): channels-last
-        y = y.squeeze(2).transpose(1, 2).reshape(-1, n_products, y.shape[1] // n_products)
+        y = self._products(z, b * d, tiles)  # (B d (tiles - L + 1), n, O)
         res = None if residual is None else residual.squeeze(2).transpose(1, 2)  # (B, T, O)
         # into the residual where its rows are contiguous, as the views below need
         into = accumulate and res is not None and res.stride(1) == res.shape[2]
@@ -432,6 +460,20 @@ class FastConv:
         else:
             out = self._output_sequences(y, b, t, res, slope, into)
         return out.transpose(1, 2).unsqueeze(2)
+
+    def _products(self, z: torch.Tensor, sequences: int, tiles: int) -> torch.Tensor:
+        """The products of the input transform z (sequences * tiles, n, C) ->
+        (sequences * (tiles - L + 1), n, O), a view."""
+        n, c = self.n_products, z.shape[-1]
+        if self.matrices is not None:  # (n, tiles, C) @ (n, C, O), z read in place
+            y = torch.bmm(z.transpose(0, 1), self.matrices)
+            j, bias = self.bias_product  # type: ignore[misc]
+            y[j] += bias
+            return y.transpose(0, 1)
+        assert self.products is not None
+        z = z.view(sequences, tiles, n * c).transpose(1, 2).unsqueeze(2)  # channels-last
+        y = self.products(z)  # (B d, n O, 1, tiles - L + 1): channels-last
+        return y.squeeze(2).transpose(1, 2).reshape(-1, n, y.shape[1] // n)
 
     def _tiles(self, u: torch.Tensor, count: int, out: torch.Tensor) -> None:
         """out (count, n, C) = the input transform of `count` tiles of u (rows, C) (rows C
