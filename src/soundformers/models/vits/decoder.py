@@ -358,7 +358,9 @@ class FastConv:
     Tile m is the `stride + span - 1` input samples from `stride m` on; its input transform
     (BT) gives `n` values per channel; `n` products, each a convolution over tiles (one
     grouped oneDNN convolution, whose output is already in the order the output transform
-    reads), give the tile's `stride` outputs through the output transform (AT).
+    reads), give the tile's `stride` outputs through the output transform (AT). One-tap
+    products are instead one MKL bmm on Intel CPUs (`mkl_is_fast`; see `fast_algorithm`),
+    the bias added to the one product that reaches every output alike.
 
     - With an FFT algorithm (span = the kernel size), each product is a single tap: a matrix
       product over channels.
@@ -466,8 +468,9 @@ class FastConv:
         (sequences * (tiles - L + 1), n, O), a view."""
         n, c = self.n_products, z.shape[-1]
         if self.matrices is not None:  # (n, tiles, C) @ (n, C, O), z read in place
+            assert self.bias_product is not None
             y = torch.bmm(z.transpose(0, 1), self.matrices)
-            j, bias = self.bias_product  # type: ignore[misc]
+            j, bias = self.bias_product
             y[j] += bias
             return y.transpose(0, 1)
         assert self.products is not None
