@@ -476,6 +476,39 @@ def test_packed_bfloat16_map_is_the_plain_product(tokens):
     assert StepLinear.plain(weight.float()).packed is None  # float32 keeps its own path
 
 
+@pytest.mark.parametrize("tokens", [1, 5])
+def test_derived_bfloat16_map_keeps_only_its_packed_copy(tokens, monkeypatch):
+    """A step map whose weight is a copy made for the step (fused, pre-scaled) keeps it only
+    packed; where the packed product fails, the dense weight comes back from the packed
+    copy, with the same products."""
+    g = torch.Generator().manual_seed(tokens)
+    weight = torch.randn(96, 64, generator=g).to(torch.bfloat16)
+    bias = torch.randn(96, generator=g).to(torch.bfloat16)
+    x = torch.randn(2, tokens, 64, generator=g).to(torch.bfloat16)
+    step_map = StepLinear.plain(weight, bias, derived=True)
+    if step_map.packed is None:
+        pytest.skip("this torch cannot pack a bfloat16 weight for oneDNN")
+    assert step_map.weight is None
+    assert StepLinear.plain(weight, bias).weight is weight  # a parameter's: kept as it is
+    with torch.inference_mode():
+        packed = step_map(x)
+        monkeypatch.setattr(model_module, "_packed_product", lambda *args: None)
+        dense = step_map(x)
+    assert torch.equal(packed, F.linear(x, weight, bias)) and torch.equal(dense, packed)
+
+
+def test_bfloat16_step_keeps_no_dense_copy_of_its_fused_maps(tiny_english):
+    """In bfloat16 the fused query/key/value and the pre-scaled cross-attention query are
+    kept packed only; the maps that are parameters keep the parameter itself."""
+    model = load_model(tiny_english.folder, dtype=torch.bfloat16).model
+    w = model.decoder.step_weights()
+    if w.qkv[0].packed is None:
+        pytest.skip("this torch cannot pack a bfloat16 weight for oneDNN")
+    assert all(m.weight is None for m in w.qkv + w.cross_query)
+    for block, out, fc1 in zip(model.decoder.blocks, w.out, w.fc1):
+        assert out.weight is block.attn.out.weight and fc1.weight is block.mlp[0].weight
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_a_model_that_decoded_copies_and_pickles(tiny_english, dtype):
     """The step's derived weights (packed bfloat16 ones are opaque oneDNN tensors) stay out

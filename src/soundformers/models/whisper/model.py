@@ -460,7 +460,8 @@ class StepLinear(NamedTuple):
     """One linear map of the cached decode step, `x W^T + b`, in the model's dtype or int8.
 
     Attributes:
-        weight: (out, in): the model's dtype, or int8 rows when `scales` is given.
+        weight: (out, in): the model's dtype, or int8 rows when `scales` is given; None when
+            `packed` holds the only copy (`StepLinear.plain(..., derived=True)`).
         bias: (out,) or None.
         scales: (out,) bfloat16 per-row scales of an int8 `weight` (row i is
             `weight[i] * scales[i]`), else None.
@@ -468,7 +469,7 @@ class StepLinear(NamedTuple):
             None.
     """
 
-    weight: torch.Tensor
+    weight: torch.Tensor | None
     bias: torch.Tensor | None = None
     scales: torch.Tensor | None = None
     packed: torch.Tensor | None = None
@@ -486,26 +487,36 @@ class StepLinear(NamedTuple):
             y = _packed_product(x, self.packed, self.bias)
             if y is not None:
                 return y
+        weight = self.weight
+        if weight is None:  # only the packed copy is kept, and its product failed
+            assert self.packed is not None
+            weight = self.packed.to_dense()
         if self.scales is None:
             if x.shape[1] > 1:
-                return linear(x, self.weight, self.bias, row_bucket=_PROMPT_ROW_BUCKET)
-            return _float_step_product(x, self.weight, self.bias)
+                return linear(x, weight, self.bias, row_bucket=_PROMPT_ROW_BUCKET)
+            return _float_step_product(x, weight, self.bias)
         rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
-        y = torch._weight_int8pack_mm(rows, self.weight, self.scales)
+        y = torch._weight_int8pack_mm(rows, weight, self.scales)
         y = y.view(*x.shape[:-1], -1).to(x.dtype)
         return y if self.bias is None else y + self.bias
 
     @classmethod
-    def plain(cls, weight: torch.Tensor, bias: torch.Tensor | None = None) -> StepLinear:
+    def plain(cls, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+              derived: bool = False) -> StepLinear:  # fmt: skip
         """The map in the model's dtype; a bfloat16 weight also packed for oneDNN.
 
         oneDNN multiplies a dense bfloat16 weight by first reordering it into its blocked
         layout, at every call: a decode step's product of one row then costs 3x what it
         would on the packed weight (tiny.en's 40 MB projection: 1.50 against 0.48 ms; the
         layer maps 1.7x), with the same result. The packed copy costs the weight's size again.
+
+        `derived`: `weight` is a copy made for the step (the fused query/key/value, the
+        pre-scaled query), which no parameter shares: once packed it is not kept too (a
+        product that ever needs it dense gets it back from the packed copy). For tiny.en in
+        bfloat16 that is 4.7 MB; for a 32-layer 1280-wide decoder (large-v3) ~400 MB.
         """
         packed = pack_linear_weight(weight) if weight.dtype == torch.bfloat16 else None
-        return cls(weight, bias, None, packed)
+        return cls(None if derived and packed is not None else weight, bias, None, packed)
 
     @classmethod
     def int8(cls, weight: torch.Tensor, bias: torch.Tensor | None = None) -> StepLinear:
@@ -555,6 +566,7 @@ class StepWeights(NamedTuple):
 
 
 WEIGHT_FORMATS = ("float", "int8")
+_DERIVED_MAPS = ("qkv", "cross_query")  # step maps whose weight is a copy, not a parameter
 _INT8_BLOCK_ROWS = 1024  # a first step's peak: 4096 rows' float64 temporaries held ~45 MB more
 
 
@@ -651,7 +663,6 @@ class TextDecoder(nn.Module):
 
     def _derive_step_weights(self, signature: tuple) -> StepWeights:
         scale = (self.token_embedding.weight.shape[1] // self.n_head) ** -0.5
-        make = StepLinear.int8 if self.step_format == "int8" else StepLinear.plain
         maps: dict[str, list[StepLinear]] = {
             "qkv": [], "out": [], "cross_query": [], "cross_out": [], "fc1": [], "fc2": []
         }  # fmt: skip
@@ -669,7 +680,10 @@ class TextDecoder(nn.Module):
                 "fc2": (block.mlp[2].weight, block.mlp[2].bias),
             }
             for key, (w, b) in pairs.items():
-                maps[key].append(make(w, b))
+                if self.step_format == "int8":
+                    maps[key].append(StepLinear.int8(w, b))
+                else:  # the fused and pre-scaled maps are copies: no parameter shares them
+                    maps[key].append(StepLinear.plain(w, b, derived=key in _DERIVED_MAPS))
         projection = error = None
         if self.token_embedding.weight.dtype == torch.bfloat16:  # packed (`StepLinear.plain`)
             projection = StepLinear.plain(self.token_embedding.weight)
