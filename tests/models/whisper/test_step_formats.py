@@ -483,7 +483,7 @@ def test_packed_bfloat16_map_is_the_plain_product(tokens):
 @pytest.mark.parametrize("rows", [1, 3, 4, 8])
 def test_int8_map_multiplies_its_bfloat16_parameter_from_four_rows(rows):
     """An int8 map rounded from a parameter keeps the parameter (no copy); from
-    `_INT8_MAX_ROWS` rows on it multiplies that instead of the int8 rows."""
+    `_INT8_DENSE_FROM_ROWS` rows on it multiplies that instead of the int8 rows."""
     g = torch.Generator().manual_seed(rows)
     weight = torch.randn(96, 64, generator=g).to(torch.bfloat16)
     bias = torch.randn(96, generator=g).to(torch.bfloat16)
@@ -494,7 +494,7 @@ def test_int8_map_multiplies_its_bfloat16_parameter_from_four_rows(rows):
         got = step_map(x)
         int8 = StepLinear.int8(weight, bias)(x)
     assert got.shape == (rows, 1, 96) and got.is_contiguous()
-    if rows >= model_module._INT8_MAX_ROWS:
+    if rows >= model_module._INT8_DENSE_FROM_ROWS:
         torch.testing.assert_close(got, F.linear(x, weight, bias), rtol=1e-2, atol=1e-2)
         assert not torch.equal(got, int8)
     else:

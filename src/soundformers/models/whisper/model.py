@@ -468,7 +468,7 @@ class StepLinear(NamedTuple):
         packed: a bfloat16 `weight` in oneDNN's blocked layout (`StepLinear.plain`), else
             None.
         dense: for an int8 map, the bfloat16 parameter it was rounded from (the parameter
-            itself, no copy), which products of `_INT8_MAX_ROWS` rows or more multiply
+            itself, no copy), which products of `_INT8_DENSE_FROM_ROWS` rows or more multiply
             instead; else None.
     """
 
@@ -500,7 +500,7 @@ class StepLinear(NamedTuple):
                 return linear(x, weight, self.bias, row_bucket=_PROMPT_ROW_BUCKET)
             return _float_step_product(x, weight, self.bias)
         rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
-        if self.dense is not None and len(rows) >= _INT8_MAX_ROWS:
+        if self.dense is not None and len(rows) >= _INT8_DENSE_FROM_ROWS:
             # (W x^T)^T: the dense weight is the product's first operand, which oneDNN reads
             # in place (as the second it would be reordered at every call)
             y = torch.empty(len(rows), len(self.dense), dtype=torch.bfloat16, device=x.device)
@@ -584,7 +584,7 @@ class StepWeights(NamedTuple):
 
 WEIGHT_FORMATS = ("float", "int8")
 _DERIVED_MAPS = ("qkv", "cross_query")  # step maps whose weight is a copy, not a parameter
-_INT8_MAX_ROWS = 4  # from this many rows, int8 maps multiply their bfloat16 parameter
+_INT8_DENSE_FROM_ROWS = 4  # from this many rows, int8 maps multiply their bfloat16 parameter
 _INT8_BLOCK_ROWS = 1024  # a first step's peak: 4096 rows' float64 temporaries held ~45 MB more
 
 
@@ -703,12 +703,12 @@ class TextDecoder(nn.Module):
                 else:  # the fused and pre-scaled maps are copies: no parameter shares them
                     maps[key].append(StepLinear.plain(w, b, derived=key in _DERIVED_MAPS))
         projection = error = None
-        if self.token_embedding.weight.dtype == torch.bfloat16:  # packed (`StepLinear.plain`)
-            projection = StepLinear.plain(self.token_embedding.weight)
-            projection = projection if projection.packed is not None else None
         if self.step_format == "int8":
             projection = StepLinear.int8(self.token_embedding.weight, dense=True)
             error = _row_errors(self.token_embedding.weight, projection)
+        elif self.token_embedding.weight.dtype == torch.bfloat16:  # packed (`StepLinear.plain`)
+            projection = StepLinear.plain(self.token_embedding.weight)
+            projection = projection if projection.packed is not None else None
         return StepWeights(signature, **maps, projection=projection, projection_error=error)
 
     def step(
