@@ -41,15 +41,12 @@ def copies(obj: object) -> list:
 
 def _cpu_rules(monkeypatch: pytest.MonkeyPatch, intel: bool) -> None:
     """Route products and attention as on an Intel CPU with AMX (MKL, SDPA) or as on another
-    (oneDNN, per-slice attention), whatever CPU runs the tests (`layers.mkl_is_fast`)."""
+    (oneDNN, per-slice attention), whatever CPU runs the tests (`layers.mkl_is_fast`). Every
+    route reads the two rules through the `layers` module, so patching it there covers all."""
     from soundformers.models import layers
-    from soundformers.models.vits import decoder
-    from soundformers.models.whisper import model
 
-    for module in (layers, model, decoder):
-        monkeypatch.setattr(module, "mkl_is_fast", lambda: intel)
-        if hasattr(module, "sdpa_is_faster"):
-            monkeypatch.setattr(module, "sdpa_is_faster", lambda dtype: intel)
+    monkeypatch.setattr(layers, "mkl_is_fast", lambda: intel)
+    monkeypatch.setattr(layers, "sdpa_is_faster", lambda dtype: intel)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import mkl_is_fast
+from .. import layers as shared_layers
 from .config import VitsConfig
 
 __all__ = ["Generator"]
@@ -336,7 +336,7 @@ def fast_algorithm(in_channels: int, kernel_size: int) -> FirAlgorithm | None:
     channels took 3.78 s and from 256 4.28 (same process, alternating, best of 4 rounds).
     """
     min_kernel, min_channels = FFT_MIN_KERNEL, FFT_MIN_CHANNELS
-    if mkl_is_fast():
+    if shared_layers.mkl_is_fast():
         min_kernel, min_channels = FFT_MIN_KERNEL_MKL, FFT_MIN_CHANNELS_MKL
     if kernel_size >= min_kernel and in_channels >= min_channels:
 
@@ -410,7 +410,7 @@ class FastConv:
             self.taps == 1
             and bool(flat.any())
             and conv.weight.device.type == "cpu"
-            and mkl_is_fast()
+            and shared_layers.mkl_is_fast()
         ):
             # one-tap products as one batched matrix product (MKL)
             self.matrices = leaves[..., 0].transpose(1, 2).to(dtype).contiguous()  # (n, I, O)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...generation.cache import StaticKVCache, StepBuffers
+from .. import layers
 from ..layers import (
     PER_HEAD_MIN_QUERIES,
     VARYING_ROWS,
@@ -26,10 +27,8 @@ from ..layers import (
     embedding,
     float32_attention,
     linear,
-    mkl_is_fast,
     onednn_product,
     pack_linear_weight,
-    sdpa_is_faster,
 )
 from .config import WhisperConfig
 
@@ -101,7 +100,11 @@ def attention(
     float32 through `layers.float32_attention`; the rest take SDPA.
     """
     if q.shape[2] >= PER_HEAD_MIN_QUERIES and mask is None and not is_causal:
-        if q.dtype in _LOW_PRECISION and q.device.type == "cpu" and not sdpa_is_faster(q.dtype):
+        if (
+            q.dtype in _LOW_PRECISION
+            and q.device.type == "cpu"
+            and not layers.sdpa_is_faster(q.dtype)
+        ):
             return _low_precision_attention(q, k, v, scale)
         out = float32_attention(q, k, v, scale)
         if out is not None:
@@ -125,7 +128,7 @@ def _sdpa_one_query(q: torch.Tensor) -> bool:
     query over 96 cached keys took 16 against 73 us, over the 1500 cross-attention keys 56
     against 141 us (batch 1) and 564 against 676 us (batch 8); elsewhere the explicit
     products are the faster (5x in bfloat16 on an AMD CPU)."""
-    return q.dtype in _LOW_PRECISION and q.device.type == "cpu" and sdpa_is_faster(q.dtype)
+    return q.dtype in _LOW_PRECISION and q.device.type == "cpu" and layers.sdpa_is_faster(q.dtype)
 
 
 def _one_query_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -839,7 +842,7 @@ def _float_step_product(
     (`layers.mkl_is_fast`) MKL is the faster (the projection of one row 1.47-1.54 against
     2.08 ms on a Xeon) and the threaded split runs.
     """
-    onednn_route = x.device.type == "cpu" and not mkl_is_fast()
+    onednn_route = x.device.type == "cpu" and not layers.mkl_is_fast()
     if x.dtype == torch.float32 and onednn_route and not torch.is_grad_enabled():
         rows = x.reshape(-1, x.shape[-1]).contiguous()
         y = onednn_product(rows, weight, bias)
