@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from soundformers.checkpoints import read_checkpoint, read_ctranslate2
+from soundformers.checkpoints import (
+    assign_weights,
+    read_checkpoint,
+    read_ctranslate2,
+    release_file_pages,
+)
 from soundformers.errors import CheckpointError
 
 _DTYPE_IDS = {np.float32: 0, np.int8: 1, np.int16: 2, np.int32: 3, np.float16: 4}
@@ -160,3 +166,52 @@ def test_rename_through_a_table_with_split_and_gathered_targets():
         {"a.1.b.2.c": torch.ones(1)}, {"a.{}.b.{}.c": "x.{}.y.{}"}, source="s", what="w", indices=0
     )
     assert list(every) == ["x.1.y.2"]
+
+
+def _resident_kb(path: Path) -> int:
+    """Resident KB of this process's mappings of `path` (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and ":" not in head[0]:  # a mapping's header
+                inside = line.rstrip().endswith(str(path))
+            elif inside and head[0] == "Rss:":
+                total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/smaps")
+@pytest.mark.parametrize("fmt", ["ctranslate2", "safetensors", "torch"])
+def test_converting_a_mapped_checkpoint_releases_its_file_pages(tmp_path, fmt):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    arrays = {n: rng.standard_normal((512, 1024)).astype(np.float16) for n in ("a", "b")}
+    path = tmp_path / {"ctranslate2": "model.bin", "safetensors": "model.safetensors"}.get(
+        fmt, "model.pt"
+    )
+    if fmt == "ctranslate2":
+        write_ct2(path, arrays, {})
+    elif fmt == "safetensors":
+        save_file(arrays, str(path))
+    else:
+        torch.save({n: torch.from_numpy(a) for n, a in arrays.items()}, path)
+    tensors = read_checkpoint(path).tensors
+    assert sum(float(t.float().abs().sum()) for t in tensors.values()) > 0  # pages faulted in
+    assert _resident_kb(path) >= 2 * 1024  # both 1 MiB variables resident
+
+    model = torch.nn.ParameterDict({n: torch.nn.Parameter(torch.empty(512, 1024)) for n in arrays})
+    assign_weights(model, tensors, dtype=torch.float32)
+
+    assert _resident_kb(path) <= 4 * 8  # at most the pages at each variable's edges remain
+    for name, array in arrays.items():
+        expected = torch.from_numpy(array.astype(np.float32))
+        assert torch.equal(model[name], expected)
+        assert torch.equal(tensors[name].float(), expected)  # read again from the file
+
+
+def test_release_file_pages_leaves_anonymous_memory_alone():
+    t = torch.arange(1 << 20, dtype=torch.float32)
+    assert release_file_pages([t, t[::2], t[:0]]) == 0
+    assert torch.equal(t, torch.arange(1 << 20, dtype=torch.float32))

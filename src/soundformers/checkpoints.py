@@ -11,12 +11,15 @@ file's names to its own, applied by `rename`.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import mmap
 import re
 import struct
+import sys
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +38,7 @@ __all__ = [
     "read_ctranslate2",
     "read_safetensors",
     "read_torch",
+    "release_file_pages",
     "rename",
 ]
 
@@ -408,6 +412,7 @@ def assign_weights(
             f"unexpected {name_listing(unexpected)}"
         )
     ready = {}
+    mapped = _file_mappings()
     for name, want in expected.items():
         tensor = state_dict[name]
         if tensor.shape != want.shape:
@@ -415,12 +420,79 @@ def assign_weights(
                 f"{source}: {name} has shape {tuple(tensor.shape)}, the config implies "
                 f"{tuple(want.shape)}"
             )
-        tensor = tensor.to(device=device, dtype=dtype)
-        if tensor.data_ptr() % tensor.element_size():  # an unaligned view into a mapped file
-            tensor = tensor.clone()
-        ready[name] = tensor
+        converted = tensor.to(device=device, dtype=dtype)
+        if converted.data_ptr() % converted.element_size():  # unaligned view into a mapped file
+            converted = converted.clone()
+        if converted.data_ptr() != tensor.data_ptr():
+            _release([tensor], mapped)  # copied: its file pages need not stay in memory
+        ready[name] = converted
     model.load_state_dict(ready, assign=True, strict=True)
     return model.eval().requires_grad_(False)
+
+
+def release_file_pages(tensors: Iterable[torch.Tensor]) -> int:
+    """Drop the pages of memory-mapped checkpoint files behind `tensors` from this process's
+    resident memory, once their contents have been copied (converted to another dtype).
+
+    The files are mapped, so every page a conversion reads stays resident (and counted in the
+    process's RSS) until the mapping closes, after loading: without this, converting a
+    float16 file to float32 peaks at the file's size above the model's. `madvise(DONTNEED)`
+    lets the kernel take them back as the loading goes. The contents do not change: a
+    tensor read again faults its pages back in from the file (readers never write into a
+    mapping). Only whole pages inside a mapping of a file on disk are released; anonymous
+    memory is never touched. Linux only (elsewhere a no-op).
+
+    Args:
+        tensors: CPU tensors, possibly views into a mapped file (any dtype, any strides).
+
+    Returns:
+        The number of bytes released.
+    """
+    return _release(tensors, _file_mappings())
+
+
+def _release(tensors: Iterable[torch.Tensor], mapped: list[tuple[int, int]]) -> int:
+    page = mmap.PAGESIZE
+    released = 0
+    for tensor in tensors:
+        if tensor.device.type != "cpu" or not tensor.numel():
+            continue
+        start, end = _byte_span(tensor)
+        start, end = -(-start // page) * page, end // page * page  # whole pages inside
+        if end > start and any(lo <= start and end <= hi for lo, hi in mapped):
+            if _libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), 4) == 0:
+                released += end - start  # 4 = MADV_DONTNEED
+    return released
+
+
+def _byte_span(tensor: torch.Tensor) -> tuple[int, int]:
+    """[first, last + 1) byte addresses a tensor view reads (non-negative strides)."""
+    extent = sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride()) if n > 0) + 1
+    return tensor.data_ptr(), tensor.data_ptr() + extent * tensor.element_size()
+
+
+def _file_mappings() -> list[tuple[int, int]]:
+    """Address ranges of this process's mappings of regular files (from /proc/self/maps;
+    none off Linux)."""
+    ranges: list[tuple[int, int]] = []
+    if sys.platform != "linux":
+        return ranges
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6 and fields[4] != "0" and fields[5].startswith("/"):
+                if fields[5].rstrip().endswith("(deleted)") or fields[5].startswith("/dev/"):
+                    continue
+                lo, hi = fields[0].split("-")
+                ranges.append((int(lo, 16), int(hi, 16)))
+    return ranges
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc
 
 
 def name_listing(names: Sequence[str], limit: int = 12) -> str:

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...checkpoints import release_file_pages
 from ...generation.cache import StaticKVCache, StepBuffers
 from .. import layers
 from ..layers import (
@@ -1028,6 +1029,7 @@ def inference_layout(
         return dict(state_dict)
     column_major = torch.empty(weight.shape[::-1], dtype=dtype, device=weight.device)
     column_major.copy_(weight.t())
+    release_file_pages([weight])
     return {**state_dict, name: column_major.t()}
 
 
