@@ -215,3 +215,20 @@ def test_release_file_pages_leaves_anonymous_memory_alone():
     t = torch.arange(1 << 20, dtype=torch.float32)
     assert release_file_pages([t, t[::2], t[:0]]) == 0
     assert torch.equal(t, torch.arange(1 << 20, dtype=torch.float32))
+
+
+@pytest.mark.parametrize(
+    "source, target", [(torch.float16, torch.bfloat16), (torch.bfloat16, torch.float16)]
+)
+@pytest.mark.parametrize("shape", [(3, 5), (1100, 1000)])  # one cast, and blocks of the cast
+def test_assign_weights_casts_between_half_types_as_torch_does(source, target, shape):
+    values = torch.randn(shape, generator=torch.Generator().manual_seed(0)) * 100
+    values[0, :3] = torch.tensor([float("inf"), float("nan"), 1e-7])
+    tensor = values.to(source)
+    model = torch.nn.ParameterDict({"w": torch.nn.Parameter(torch.empty(shape))})
+    assign_weights(model, {"w": tensor}, dtype=target)
+    assert model["w"].dtype == target
+    expected = tensor.to(target)
+    torch.testing.assert_close(model["w"].data, expected, rtol=0, atol=0, equal_nan=True)
+    finite = expected.isfinite()  # bit for bit (a NaN's payload may differ)
+    assert torch.equal(model["w"][finite].view(torch.int16), expected[finite].view(torch.int16))

@@ -420,7 +420,7 @@ def assign_weights(
                 f"{source}: {name} has shape {tuple(tensor.shape)}, the config implies "
                 f"{tuple(want.shape)}"
             )
-        converted = tensor.to(device=device, dtype=dtype)
+        converted = _converted(tensor, dtype, device)
         if converted.data_ptr() % converted.element_size():  # unaligned view into a mapped file
             converted = converted.clone()
         if converted.data_ptr() != tensor.data_ptr():
@@ -428,6 +428,27 @@ def assign_weights(
         ready[name] = converted
     model.load_state_dict(ready, assign=True, strict=True)
     return model.eval().requires_grad_(False)
+
+
+def _converted(
+    tensor: torch.Tensor, dtype: torch.dtype, device: torch.device | str | None
+) -> torch.Tensor:
+    """`tensor.to(device, dtype)`; between float16 and bfloat16 on CPU through float32, a
+    block at a time (torch casts one to the other without vector code: tiny.en's float16
+    weights to bfloat16 61 -> 42 ms)."""
+    halves = {tensor.dtype, dtype}
+    if tensor.device.type != "cpu" or halves != {torch.float16, torch.bfloat16}:
+        return tensor.to(device=device, dtype=dtype)
+    if tensor.numel() <= _CAST_BLOCK:
+        return tensor.float().to(device=device, dtype=dtype)
+    out = torch.empty(tensor.shape, dtype=dtype)
+    source, target = tensor.reshape(-1), out.view(-1)
+    for start in range(0, len(source), _CAST_BLOCK):
+        target[start : start + _CAST_BLOCK].copy_(source[start : start + _CAST_BLOCK].float())
+    return out.to(device=device)
+
+
+_CAST_BLOCK = 1 << 19  # elements: a 2 MB float32 block stays in cache
 
 
 def release_file_pages(tensors: Iterable[torch.Tensor]) -> int:

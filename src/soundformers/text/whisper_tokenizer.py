@@ -96,7 +96,9 @@ class WhisperTokenizer:
                 for token, i in by_token.items():
                     vocabulary[i] = token
         self._vocabulary = list(vocabulary)
-        self._ids = {token: i for i, token in enumerate(self._vocabulary)}
+        # special tokens follow the text tokens: index those (a dict of every token took 9 ms)
+        first = _first_special(self._vocabulary)
+        self._ids = {token: first + i for i, token in enumerate(self._vocabulary[first:])}
         self._bytes: list[bytes | None] = [None] * len(self._vocabulary)  # see `_token_bytes`
         self.timestamp_begin = self._id("<|0.00|>")
         if self.timestamp_begin != self.no_timestamps + 1:
@@ -161,6 +163,7 @@ class WhisperTokenizer:
         return self._tok.to_str(pretty=pretty)  # type: ignore[attr-defined]
 
     def _id(self, token: str) -> int:
+        """The id of a special token (`<|...|>`)."""
         i = self._ids.get(token)
         if i is None:
             raise KeyError(f"token {token!r} is not in the Whisper vocabulary")
@@ -462,3 +465,11 @@ def _check_vocabulary(tok: object, vocabulary: Sequence[str]) -> None:
             raise CheckpointError(
                 f"token {i} is {theirs!r} in tokenizer.json but {vocabulary[i]!r} in vocabulary.txt"
             )
+
+
+def _first_special(vocabulary: list[str]) -> int:
+    """Index of `<|endoftext|>`, where the special tokens start (0 if it is missing)."""
+    try:
+        return vocabulary.index("<|endoftext|>")
+    except ValueError:
+        return 0

@@ -1014,7 +1014,8 @@ def inference_layout(
     BLAS streams at memory speed from that layout and at half speed from a row-major (V, D)
     (2.8 ms against 5.7 ms per token for tiny, one thread); the few rows an embedding lookup
     reads per step do not mind the stride. In bfloat16/float16 the row-major layout is the
-    faster one and stays. The conversion writes straight into the new layout: no second copy.
+    faster one and stays. The conversion writes into the new layout 1024 rows at a time: no
+    second copy of the whole table.
 
     Args:
         state_dict: tensors named as our modules (e.g. from `convert_state_dict`).
@@ -1028,9 +1029,14 @@ def inference_layout(
     if dtype != torch.float32 or weight is None or weight.ndim != 2:
         return dict(state_dict)
     column_major = torch.empty(weight.shape[::-1], dtype=dtype, device=weight.device)
-    column_major.copy_(weight.t())
+    for start in range(0, len(weight), _LAYOUT_ROWS):  # a float16 file: 84 -> 34 ms for tiny
+        rows = weight[start : start + _LAYOUT_ROWS]
+        column_major[:, start : start + len(rows)].copy_(rows.to(dtype).t())
     release_file_pages([weight])
     return {**state_dict, name: column_major.t()}
+
+
+_LAYOUT_ROWS = 1024  # rows converted, then transposed, at a time (a strided cast is slower)
 
 
 class Whisper(nn.Module):
