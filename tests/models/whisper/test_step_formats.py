@@ -671,3 +671,25 @@ def test_amx_cpus_take_sdpa_for_a_steps_low_precision_queries(intel_cpu):
         assert torch.equal(
             grouped, expected.view(2, 2, 2, 1, 16).transpose(1, 2).reshape(4, 2, 1, 16)
         )
+
+
+def test_bfloat16_layer_norm_follows_its_parameters_and_autograd():
+    """The float32 copies of a bfloat16 norm's parameters are kept between calls, and made
+    anew when a parameter changes in place or is replaced; with autograd on, the gradient
+    still reaches the parameters."""
+    g = torch.Generator().manual_seed(0)
+    norm = model_module.LayerNorm(16).to(torch.bfloat16)
+    x = torch.randn(3, 16, generator=g)
+
+    def reference() -> torch.Tensor:
+        w, b = norm.weight.float(), norm.bias.float()
+        return F.layer_norm(x, (16,), w, b, norm.eps).to(torch.bfloat16)
+
+    with torch.no_grad():
+        assert torch.equal(norm(x), reference())
+        norm.weight.mul_(2).add_(0.5)  # in place: the same storage, a new version
+        assert torch.equal(norm(x), reference())
+        norm.bias = torch.nn.Parameter(torch.full((16,), 3.0, dtype=torch.bfloat16))
+        assert torch.equal(norm(x), reference())
+    norm(x).float().sum().backward()
+    assert norm.weight.grad is not None and norm.bias.grad is not None
