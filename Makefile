@@ -44,6 +44,8 @@ bench: setup
 	$(PY) benchmarks/metrics.py
 	$(PY) benchmarks/audio_datasets.py
 	$(PY) benchmarks/longform.py
+	$(PY) benchmarks/load_memory.py
+	$(PY) benchmarks/asr_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist
