@@ -11,6 +11,7 @@ file's names to its own, applied by `rename`.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import functools
 import json
@@ -486,7 +487,8 @@ def _release(tensors: Iterable[torch.Tensor], mapped: list[tuple[int, int]]) -> 
             continue
         start, end = _byte_span(tensor)
         start, end = -(-start // page) * page, end // page * page  # whole pages inside
-        if end > start and any(lo <= start and end <= hi for lo, hi in mapped):
+        i = bisect.bisect_right(mapped, (start, float("inf"))) - 1  # the mapping from start
+        if end > start and i >= 0 and end <= mapped[i][1]:
             if _libc().madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), 4) == 0:
                 released += end - start  # 4 = MADV_DONTNEED
     return released
@@ -499,8 +501,8 @@ def _byte_span(tensor: torch.Tensor) -> tuple[int, int]:
 
 
 def _file_mappings() -> list[tuple[int, int]]:
-    """Address ranges of this process's mappings of regular files (from /proc/self/maps;
-    none off Linux)."""
+    """Address ranges of this process's mappings of regular files, in address order (from
+    /proc/self/maps; none off Linux)."""
     ranges: list[tuple[int, int]] = []
     if sys.platform != "linux":
         return ranges
@@ -512,7 +514,7 @@ def _file_mappings() -> list[tuple[int, int]]:
                     continue
                 lo, hi = fields[0].split("-")
                 ranges.append((int(lo, 16), int(hi, 16)))
-    return ranges
+    return sorted(ranges)
 
 
 @functools.cache
